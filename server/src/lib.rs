@@ -1,0 +1,39 @@
+//! berthd: containerd's API services over gRPC, the sled metadata store, the content store, garbage
+//! collection and the event exchange. It owns everything under the daemon's root and state dirs.
+//! It must not run containers itself (that is the shim's and the runtime's job) nor know about
+//! snapshot layouts on disk (the snapshotter crate's).
+
+pub mod config;
+pub mod content;
+pub mod daemon;
+pub mod error;
+pub mod events;
+pub mod filters;
+pub mod gc;
+pub mod identifiers;
+pub mod metadata;
+pub mod services;
+
+use std::sync::Arc;
+
+/// Everything a service needs: the metadata, the content bytes, the event exchange and the
+/// collector. Shared by all services behind an `Arc`.
+pub struct Meta {
+    pub db: metadata::Db,
+    pub content: content::ContentStore,
+    pub events: events::Exchange,
+    pub gc: gc::Gc,
+}
+
+impl Meta {
+    pub fn open(root: &std::path::Path) -> error::Result<Arc<Meta>> {
+        let db = metadata::Db::open(&root.join("metadata"))?;
+        let content = content::ContentStore::open(&root.join("content"))?;
+        Ok(Arc::new(Meta {
+            db,
+            content,
+            events: events::Exchange::new(),
+            gc: gc::Gc::default(),
+        }))
+    }
+}

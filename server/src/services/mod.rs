@@ -1,0 +1,92 @@
+//! The gRPC adapters: each file converts between the API's messages and the logic in
+//! [`crate::metadata`], [`crate::events`] and [`crate::gc`], and does nothing else.
+
+pub mod containers;
+pub mod content;
+pub mod events;
+pub mod health;
+pub mod images;
+pub mod introspection;
+pub mod leases;
+pub mod namespaces;
+pub mod version;
+
+use std::pin::Pin;
+
+use prost_types::Timestamp;
+use tonic::{Request, Status};
+
+use crate::content::Digest;
+use crate::error::Error;
+use crate::filters::Filter;
+use crate::identifiers;
+
+pub type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+pub const NAMESPACE_HEADER: &str = "containerd-namespace";
+pub const LEASE_HEADER: &str = "containerd-lease";
+
+/// The caller's namespace; every namespaced call needs one.
+pub fn namespace<T>(req: &Request<T>) -> Result<String, Status> {
+    let ns = req
+        .metadata()
+        .get(NAMESPACE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Status::failed_precondition("namespace is required"))?;
+    identifiers::validate(ns).map_err(|e| e.context("namespace"))?;
+    Ok(ns.to_string())
+}
+
+/// The `containerd-lease` header, if the caller writes under a lease.
+pub fn lease<T>(req: &Request<T>) -> Result<Option<String>, Status> {
+    match req
+        .metadata()
+        .get(LEASE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        None | Some("") => Ok(None),
+        Some(l) => {
+            identifiers::validate(l).map_err(|e| e.context("lease"))?;
+            Ok(Some(l.to_string()))
+        }
+    }
+}
+
+pub fn filter(filters: &[String]) -> Result<Filter, Status> {
+    Ok(Filter::parse_all(filters)?)
+}
+
+pub fn digest(s: &str) -> Result<Digest, Status> {
+    Ok(Digest::parse(s)?)
+}
+
+pub fn ts(nanos: i64) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: nanos.div_euclid(1_000_000_000),
+        nanos: nanos.rem_euclid(1_000_000_000) as i32,
+    })
+}
+
+pub fn ts_system(t: std::time::SystemTime) -> Option<Timestamp> {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Some(Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    })
+}
+
+/// A field mask's paths, or none.
+pub fn paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
+    mask.map(|m| m.paths).unwrap_or_default()
+}
+
+/// Runs blocking metadata work (sled flushes, file I/O) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker: {e}")))?
+        .map_err(Status::from)
+}
