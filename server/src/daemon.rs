@@ -81,6 +81,13 @@ fn bind_socket(cfg: &Config) -> anyhow::Result<UnixListener> {
 /// that; tonic says OutOfRange. Rewrites the trailers-only status of such a reply.
 fn oversize_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
     let h = resp.headers_mut();
+    if let Some(code) = h.get("grpc-status").filter(|v| *v != "0") {
+        let msg = h
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::debug!("reply: grpc-status {code:?} {msg}");
+    }
     let too_large = h.get("grpc-status").is_some_and(|v| v == "11")
         && h.get("grpc-message")
             .and_then(|v| v.to_str().ok())
@@ -137,6 +144,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         };
     }
     let router = tonic::transport::Server::builder()
+        .trace_fn(|req| tracing::debug_span!("grpc", path = %req.uri().path()))
         .layer(tower::util::MapResponseLayer::new(oversize_status))
         .add_service(sized!(
             svc::version::v1::version_server::VersionServer::new(VersionService)

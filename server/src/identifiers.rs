@@ -216,3 +216,42 @@ mod tests {
         assert!(e.msg.ends_with("key: c"), "{}", e.msg);
     }
 }
+
+/// Lease ids are looser than identifiers: ctr 1.6 makes them as `<nanos>-<base64url of 3 random
+/// bytes>`, which may end in `_` or hold `-_`, and containerd takes them. So: 1 to 76 bytes of
+/// `[A-Za-z0-9._-]`, which still keeps them safe as key parts and out of paths.
+pub fn validate_lease_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid("lease id must not be empty"));
+    }
+    if id.len() > MAX_IDENTIFIER_LEN {
+        return Err(Error::invalid(format!(
+            "lease id {:?} greater than maximum length ({MAX_IDENTIFIER_LEN} characters)",
+            id.chars().take(MAX_IDENTIFIER_LEN).collect::<String>()
+        )));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::invalid(format!(
+            "lease id {id:?}: character {c:?} not allowed (only [A-Za-z0-9._-])"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod lease_id_tests {
+    use super::*;
+
+    #[test]
+    fn ctr_random_ids_are_accepted() {
+        for id in ["934907600-aHx_", "1-__-_", "x", "a.b"] {
+            validate_lease_id(id).unwrap();
+        }
+        for id in ["", "a/b", "a b", "a\0b", &"x".repeat(77)] {
+            assert!(validate_lease_id(id).is_err(), "{id:?}");
+        }
+    }
+}

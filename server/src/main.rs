@@ -82,7 +82,9 @@ fn main() -> anyhow::Result<()> {
         }
         None => {}
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+    // The level is for berthd's own logs; the HTTP/2 stack stays quiet unless it warns.
+    let directives = format!("{},h2=warn,hyper=warn,tower=warn,sled=warn", cfg.log.level);
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("log level {:?}", cfg.log.level))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -294,12 +294,12 @@ impl NsWriter {
         let ns = self.ns.clone();
         let r = self.reference.clone();
         let lease = self.lease.clone();
-        let d = match self.inner.commit(size, expected.clone()) {
+        // The store checks size and digest before it finds the blob already there, so on
+        // AlreadyExists the bytes written are that blob: record it in this namespace all the same.
+        let written = self.inner.digest();
+        let d = match self.inner.commit(size, expected) {
             Ok(d) => d,
-            Err(e) if e.is(ErrKind::AlreadyExists) => match expected {
-                Some(d) => d,
-                None => return Err(e),
-            },
+            Err(e) if e.is(ErrKind::AlreadyExists) => written,
             Err(e) => return Err(e),
         };
         let bk = key(Kind::Blob, &[&ns, &d.to_string()]);

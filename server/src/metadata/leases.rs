@@ -64,7 +64,7 @@ pub fn create(m: &Meta, ns: &str, id: &str, labels: Labels) -> Result<LeaseRec> 
     } else {
         id.to_string()
     };
-    identifiers::validate(&id)?;
+    identifiers::validate_lease_id(&id)?;
     identifiers::validate_labels(&labels)?;
     if let Some(v) = labels.get(LABEL_EXPIRE) {
         parse_expire(v)?;

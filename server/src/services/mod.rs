@@ -47,7 +47,7 @@ pub fn lease<T>(req: &Request<T>) -> Result<Option<String>, Status> {
     {
         None | Some("") => Ok(None),
         Some(l) => {
-            identifiers::validate(l).map_err(|e| e.context("lease"))?;
+            identifiers::validate_lease_id(l)?;
             Ok(Some(l.to_string()))
         }
     }
