@@ -17,10 +17,13 @@ use tonic::codegen::http;
 
 use crate::config::Config;
 use crate::gc::Gc;
+#[cfg(feature = "snapshots")]
+use crate::services::diff::DiffService;
 use crate::services::{
     containers::ContainersService, content::ContentService, events::EventsService,
     health::HealthService, images::ImagesService, introspection::IntrospectionService,
-    leases::LeasesService, namespaces::NamespacesService, version::VersionService,
+    leases::LeasesService, namespaces::NamespacesService, snapshots::SnapshotsService,
+    version::VersionService,
 };
 use crate::Meta;
 
@@ -176,7 +179,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ))
         .add_service(sized!(svc::events::v1::events_server::EventsServer::new(
             EventsService(meta.clone())
-        )));
+        )))
+        .add_service(sized!(
+            svc::snapshots::v1::snapshots_server::SnapshotsServer::new(SnapshotsService(
+                meta.clone()
+            ))
+        ));
+    #[cfg(feature = "snapshots")]
+    let router = router.add_service(sized!(svc::diff::v1::diff_server::DiffServer::new(
+        DiffService(meta.clone())
+    )));
 
     let served = router
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())

@@ -88,6 +88,22 @@ impl From<sled::Error> for Error {
     }
 }
 
+impl From<berth_snapshotter::Error> for Error {
+    fn from(e: berth_snapshotter::Error) -> Self {
+        use berth_snapshotter::ErrorKind as S;
+        let kind = match e.kind {
+            S::InvalidArgument => Kind::InvalidArgument,
+            S::NotFound => Kind::NotFound,
+            S::AlreadyExists => Kind::AlreadyExists,
+            S::FailedPrecondition => Kind::FailedPrecondition,
+            S::ResourceExhausted => Kind::ResourceExhausted,
+            S::Unavailable => Kind::Unavailable,
+            S::Internal => Kind::Internal,
+        };
+        Error::new(kind, e.msg)
+    }
+}
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         use tonic::Code;

@@ -13,7 +13,10 @@ use tokio::sync::Notify;
 
 use crate::content::Digest;
 use crate::error::{Kind as ErrKind, Result};
+use berth_snapshotter::Info;
+
 use crate::metadata::leases::{self, LABEL_EXPIRE, LABEL_FLAT};
+use crate::metadata::snapshots;
 use crate::metadata::{
     key, now_nanos, prefix, BlobRec, ContainerRec, ImageRec, Kind, Labels, LeaseRec,
 };
@@ -29,6 +32,7 @@ pub struct Stats {
     pub leases: usize,
     pub blobs_on_disk: usize,
     pub ingests: usize,
+    pub snapshots: usize,
 }
 
 /// Schedules collections: at once for `sync` deletes, shortly after other deletes, and when the
@@ -104,8 +108,31 @@ fn refs(labels: &Labels) -> Vec<Node> {
     out
 }
 
+/// Every backend's snapshots, by namespace and then by node.
+type SnapshotIndex = HashMap<String, HashMap<Node, Info>>;
+
+fn snapshot_index(m: &Meta) -> Result<SnapshotIndex> {
+    let mut idx: SnapshotIndex = HashMap::new();
+    for (sn, s) in &m.snapshotters {
+        for info in s.list()? {
+            let Some((ns, key)) = snapshots::split_backend_key(&info.name) else {
+                continue;
+            };
+            let node = (format!("snapshots/{sn}"), key.to_string());
+            idx.entry(ns.to_string()).or_default().insert(node, info);
+        }
+    }
+    Ok(idx)
+}
+
 /// One namespace's reachable set.
-fn mark(m: &Meta, ns: &str, now: i64, expired: &mut Vec<Vec<u8>>) -> Result<HashSet<Node>> {
+fn mark(
+    m: &Meta,
+    ns: &str,
+    now: i64,
+    snaps: &HashMap<Node, Info>,
+    expired: &mut Vec<Vec<u8>>,
+) -> Result<HashSet<Node>> {
     let blobs: HashMap<String, BlobRec> =
         m.db.scan::<BlobRec>(&prefix(Kind::Blob, &[ns]))?
             .into_iter()
@@ -130,6 +157,11 @@ fn mark(m: &Meta, ns: &str, now: i64, expired: &mut Vec<Vec<u8>>) -> Result<Hash
     for (d, b) in &blobs {
         if b.labels.contains_key(LABEL_ROOT) {
             stack.push(("content".into(), d.clone()));
+        }
+    }
+    for (node, info) in snaps {
+        if info.labels.contains_key(LABEL_ROOT) {
+            stack.push(node.clone());
         }
     }
     for (id, l) in m.db.scan::<LeaseRec>(&prefix(Kind::Lease, &[ns]))? {
@@ -168,6 +200,14 @@ fn mark(m: &Meta, ns: &str, now: i64, expired: &mut Vec<Vec<u8>>) -> Result<Hash
             if let Some(b) = blobs.get(&node.1) {
                 stack.extend(refs(&b.labels));
             }
+        } else if let Some(info) = snaps.get(&node) {
+            // A snapshot holds its parent and whatever its labels point at.
+            if let Some(p) = &info.parent {
+                if let Some((_, pk)) = snapshots::split_backend_key(p) {
+                    stack.push((node.0.clone(), pk.to_string()));
+                }
+            }
+            stack.extend(refs(&info.labels));
         }
     }
     Ok(marked)
@@ -181,9 +221,20 @@ pub fn collect(m: &Meta) -> Result<Stats> {
         let now = now_nanos();
         let mut batch = sled::Batch::default();
         let mut held: HashSet<String> = HashSet::new();
-        for ns in m.db.namespaces()? {
+        let snaps = snapshot_index(m)?;
+        let empty = HashMap::new();
+        let mut doomed: Vec<(String, Node)> = Vec::new();
+        let mut names: HashSet<String> = m.db.namespaces()?.into_iter().collect();
+        names.extend(snaps.keys().cloned());
+        for ns in names {
             let mut expired = Vec::new();
-            let marked = mark(m, &ns, now, &mut expired)?;
+            let ns_snaps = snaps.get(&ns).unwrap_or(&empty);
+            let marked = mark(m, &ns, now, ns_snaps, &mut expired)?;
+            for node in ns_snaps.keys() {
+                if !marked.contains(node) {
+                    doomed.push((ns.clone(), node.clone()));
+                }
+            }
             stats.leases += expired.iter().filter(|k| k[0] == Kind::Lease as u8).count();
             for k in expired {
                 batch.remove(k);
@@ -198,6 +249,7 @@ pub fn collect(m: &Meta) -> Result<Stats> {
             }
         }
         m.db.commit(batch)?;
+        stats.snapshots = remove_snapshots(m, doomed);
         // Blobs are removed from disk under the lock too: a writer committing the same digest
         // right now would otherwise lose its file after recording it.
         for d in m.content.blobs()? {
@@ -208,6 +260,44 @@ pub fn collect(m: &Meta) -> Result<Stats> {
     }
     stats.ingests = sweep_ingests(m)?;
     Ok(stats)
+}
+
+/// Removes unreachable snapshots, children before parents (a backend refuses a parent with
+/// children). Returns how many went.
+fn remove_snapshots(m: &Meta, doomed: Vec<(String, Node)>) -> usize {
+    let mut left: Vec<(String, Node)> = doomed;
+    let mut removed = 0;
+    loop {
+        let before = left.len();
+        let mut still = Vec::new();
+        for (ns, node) in left {
+            let Some(sn) = node.0.strip_prefix("snapshots/") else {
+                continue;
+            };
+            let Some(s) = m.snapshotters.get(sn) else {
+                continue;
+            };
+            let bk = snapshots::backend_key(&ns, &node.1);
+            match s.remove(&bk) {
+                Ok(()) => removed += 1,
+                Err(e) if e.is(berth_snapshotter::ErrorKind::NotFound) => {}
+                Err(e) if e.is(berth_snapshotter::ErrorKind::FailedPrecondition) => {
+                    still.push((ns, node))
+                }
+                Err(e) => tracing::warn!("gc: remove snapshot {bk:?}: {e}"),
+            }
+        }
+        if still.is_empty() || still.len() == before {
+            if !still.is_empty() {
+                tracing::warn!(
+                    "gc: {} snapshots kept: they still have children",
+                    still.len()
+                );
+            }
+            return removed;
+        }
+        left = still;
+    }
 }
 
 fn remove_blob(m: &Meta, d: &Digest) -> bool {

@@ -27,6 +27,7 @@ pub mod images;
 pub mod leases;
 pub mod namespaces;
 mod records;
+pub mod snapshots;
 
 pub use records::*;
 

@@ -104,7 +104,7 @@ pub fn delete(m: &Meta, name: &str) -> Result<()> {
         if !m.db.contains(&k)? {
             return Err(Error::not_found(format!("namespace {name:?}: not found")));
         }
-        let mut remaining = Vec::new();
+        let mut remaining: Vec<String> = Vec::new();
         for (kind, what) in [
             (Kind::Image, "images"),
             (Kind::Blob, "blobs"),
@@ -113,8 +113,11 @@ pub fn delete(m: &Meta, name: &str) -> Result<()> {
             (Kind::Ingest, "ingests"),
         ] {
             if m.db.any_under(&prefix(kind, &[name]))? {
-                remaining.push(what);
+                remaining.push(what.to_string());
             }
+        }
+        for sn in super::snapshots::backends_holding(m, name)? {
+            remaining.push(format!("snapshots on {sn:?} snapshotter"));
         }
         if !remaining.is_empty() {
             return Err(Error::precondition(format!(

@@ -60,7 +60,25 @@ const PLUGINS: &[(&str, &str, &[&str])] = &[
         &["io.containerd.metadata.v1"],
     ),
     ("io.containerd.grpc.v1", "version", &[]),
+    (
+        "io.containerd.grpc.v1",
+        "snapshots",
+        &["io.containerd.snapshotter.v1"],
+    ),
+    (
+        "io.containerd.grpc.v1",
+        "diff",
+        &["io.containerd.differ.v1"],
+    ),
+    (
+        "io.containerd.differ.v1",
+        "walking",
+        &["io.containerd.metadata.v1"],
+    ),
 ];
+
+/// The snapshotter plugins; one that is not loaded is listed with its reason, as containerd does.
+const SNAPSHOTTERS: &[&str] = &["native", "overlayfs"];
 
 pub struct IntrospectionService {
     pub meta: Arc<Meta>,
@@ -76,20 +94,38 @@ impl Adaptor for api::Plugin {
     }
 }
 
-fn plugins() -> Vec<api::Plugin> {
+fn platform() -> Vec<berth_api::containerd::types::Platform> {
+    vec![berth_api::containerd::types::Platform {
+        os: "linux".into(),
+        architecture: host_arch().into(),
+        ..Default::default()
+    }]
+}
+
+fn plugins(meta: &Meta) -> Vec<api::Plugin> {
+    let snapshotters = SNAPSHOTTERS.iter().map(|name| api::Plugin {
+        r#type: "io.containerd.snapshotter.v1".into(),
+        id: name.to_string(),
+        platforms: platform(),
+        init_err: (!meta.snapshotters.contains_key(*name)).then(|| {
+            berth_api::google::rpc::Status {
+                code: tonic::Code::FailedPrecondition as i32,
+                message: format!("snapshotter {name:?} is not supported on this host"),
+                ..Default::default()
+            }
+        }),
+        ..Default::default()
+    });
     PLUGINS
         .iter()
         .map(|(t, id, req)| api::Plugin {
             r#type: t.to_string(),
             id: id.to_string(),
             requires: req.iter().map(|s| s.to_string()).collect(),
-            platforms: vec![berth_api::containerd::types::Platform {
-                os: "linux".into(),
-                architecture: host_arch().into(),
-                ..Default::default()
-            }],
+            platforms: platform(),
             ..Default::default()
         })
+        .chain(snapshotters)
         .collect()
 }
 
@@ -118,7 +154,10 @@ impl Introspection for IntrospectionService {
         r: Request<api::PluginsRequest>,
     ) -> Result<Response<api::PluginsResponse>, Status> {
         let f = filter(&r.into_inner().filters)?;
-        let plugins = plugins().into_iter().filter(|p| f.matches(p)).collect();
+        let plugins = plugins(&self.meta)
+            .into_iter()
+            .filter(|p| f.matches(p))
+            .collect();
         Ok(Response::new(api::PluginsResponse { plugins }))
     }
 

@@ -3,12 +3,15 @@
 
 pub mod containers;
 pub mod content;
+#[cfg(feature = "snapshots")]
+pub mod diff;
 pub mod events;
 pub mod health;
 pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
+pub mod snapshots;
 pub mod version;
 
 use std::pin::Pin;
