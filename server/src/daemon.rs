@@ -17,7 +17,6 @@ use tonic::codegen::http;
 
 use crate::config::Config;
 use crate::gc::Gc;
-#[cfg(feature = "snapshots")]
 use crate::services::diff::DiffService;
 use crate::services::{
     containers::ContainersService, content::ContentService, events::EventsService,
@@ -185,7 +184,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 meta.clone()
             ))
         ));
-    #[cfg(feature = "snapshots")]
     let router = router.add_service(sized!(svc::diff::v1::diff_server::DiffServer::new(
         DiffService(meta.clone())
     )));

@@ -6,7 +6,6 @@
 pub mod config;
 pub mod content;
 pub mod daemon;
-#[cfg(feature = "snapshots")]
 pub mod diff;
 pub mod error;
 pub mod events;

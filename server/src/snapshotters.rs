@@ -9,7 +9,6 @@ use berth_snapshotter::Snapshotter;
 
 use crate::error::Result;
 
-#[cfg(feature = "snapshots")]
 pub fn open_all(dir: &Path) -> Result<HashMap<String, Arc<dyn Snapshotter>>> {
     let mut out: HashMap<String, Arc<dyn Snapshotter>> = HashMap::new();
     let native = berth_snapshotter::native::Native::open(&dir.join("native"))?;
@@ -27,9 +26,4 @@ pub fn open_all(dir: &Path) -> Result<HashMap<String, Arc<dyn Snapshotter>>> {
         );
     }
     Ok(out)
-}
-
-#[cfg(not(feature = "snapshots"))]
-pub fn open_all(_dir: &Path) -> Result<HashMap<String, Arc<dyn Snapshotter>>> {
-    Ok(HashMap::new())
 }

@@ -29,7 +29,10 @@ impl fmt::Display for Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
-        Error { kind, msg: msg.into() }
+        Error {
+            kind,
+            msg: msg.into(),
+        }
     }
     pub fn invalid(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, msg)

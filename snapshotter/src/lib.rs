@@ -6,7 +6,16 @@
 //! numbered snapshot directories). It knows nothing of namespaces, leases, gRPC or the content
 //! store: the daemon maps namespaced keys onto the flat keys used here and keeps gc references.
 
+pub mod archive;
 pub mod error;
+pub mod mount;
+pub mod native;
+pub mod overlay;
+pub mod storage;
+
+/// A suite every [`Snapshotter`] must pass; see [`conformance::run_all`].
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -216,13 +216,14 @@ pub fn now_nanos() -> i64 {
 }
 
 /// Applies one `labels.<key>` path of a field mask: the key is set from the update, or removed
-/// when the update does not carry it (containerd's way of deleting a label).
+/// when the update does not carry it or carries it empty (containerd's ways of deleting a label:
+/// `ctr ... label NAME key=` sends the empty value).
 pub fn set_or_remove(labels: &mut Labels, k: &str, v: Option<&String>) {
     match v {
-        Some(v) => {
+        Some(v) if !v.is_empty() => {
             labels.insert(k.to_string(), v.clone());
         }
-        None => {
+        _ => {
             labels.remove(k);
         }
     }

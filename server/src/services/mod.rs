@@ -3,7 +3,6 @@
 
 pub mod containers;
 pub mod content;
-#[cfg(feature = "snapshots")]
 pub mod diff;
 pub mod events;
 pub mod health;

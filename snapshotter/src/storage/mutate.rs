@@ -1,0 +1,219 @@
+//! The mutations: each checks under the writer lock, applies one sled batch and flushes.
+
+use std::path::Path;
+
+use super::records::*;
+use super::{lock, remove_dir_logged, Snapshot, Store};
+use crate::{Error, Info, Kind, Labels, Result, Usage};
+
+impl Store {
+    /// Creates an active snapshot or a view. `populate` fills the new snapshot's directory
+    /// (still under a temp name) given the parents' ids, nearest first; only once it succeeded
+    /// is the directory renamed to its id and the record written.
+    pub fn create(
+        &self,
+        kind: Kind,
+        key: &str,
+        parent: Option<&str>,
+        labels: Labels,
+        populate: impl FnOnce(&Path, &[u64]) -> Result<()>,
+    ) -> Result<Snapshot> {
+        if key.is_empty() {
+            return Err(Error::invalid("snapshot key must not be empty"));
+        }
+        if kind == Kind::Committed {
+            return Err(Error::invalid(format!(
+                "snapshot {key:?}: only active snapshots and views can be created"
+            )));
+        }
+        let parent = parent.filter(|p| !p.is_empty());
+        // Checked before the (possibly long) populate so a taken key fails fast; checked again
+        // under the lock, which is what decides.
+        if self.db.contains_key(snapshot_key(key))? {
+            return Err(Error::exists(format!("snapshot {key:?}: already exists")));
+        }
+        let (parent_id, parent_ids) = match parent {
+            Some(p) => {
+                let rec = self.parent_rec(p)?;
+                let mut ids = vec![rec.id];
+                ids.extend(self.parent_ids(p, &rec)?);
+                (Some(rec.id), ids)
+            }
+            None => (None, Vec::new()),
+        };
+
+        let mut temp = self.temp_dir()?;
+        populate(&temp.path, &parent_ids)
+            .map_err(|e| e.context(format_args!("snapshot {key:?}")))?;
+
+        let _w = lock(&self.wlock);
+        if self.db.contains_key(snapshot_key(key))? {
+            return Err(Error::exists(format!("snapshot {key:?}: already exists")));
+        }
+        if let Some(p) = parent {
+            if Some(self.parent_rec(p)?.id) != parent_id {
+                return Err(Error::precondition(format!(
+                    "parent snapshot {p:?}: replaced while snapshot {key:?} was prepared"
+                )));
+            }
+        }
+        let id = self.next_id()?;
+        let dir = self.dir(id);
+        self.rename_into_place(&temp.path, &dir)?;
+        temp.disarm();
+
+        let now = now_nanos();
+        let rec = SnapshotRec {
+            id,
+            kind: kind_to_i32(kind),
+            parent: parent.unwrap_or_default().to_string(),
+            labels,
+            created: now,
+            updated: now,
+            size: 0,
+            inodes: 0,
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(snapshot_key(key), prost::Message::encode_to_vec(&rec));
+        batch.insert(NEXT_ID_KEY, &(id + 1).to_be_bytes());
+        if let Some(pid) = parent_id {
+            batch.insert(child_key(pid, id), &[]);
+        }
+        if let Err(e) = self.apply(batch) {
+            remove_dir_logged(&dir);
+            return Err(e);
+        }
+        Ok(Snapshot {
+            id,
+            kind,
+            parent_ids,
+        })
+    }
+
+    /// Turns active `key` into committed `name`, keeping its id and directory. `measure` gives
+    /// the usage to store; it runs before the lock is taken.
+    pub fn commit(
+        &self,
+        name: &str,
+        key: &str,
+        labels: Labels,
+        measure: impl FnOnce(&Snapshot) -> Result<Usage>,
+    ) -> Result<Snapshot> {
+        if name.is_empty() {
+            return Err(Error::invalid("snapshot name must not be empty"));
+        }
+        let check = |rec: &SnapshotRec| -> Result<()> {
+            if self.db.contains_key(snapshot_key(name))? {
+                return Err(Error::exists(format!("snapshot {name:?}: already exists")));
+            }
+            if rec.kind() != Kind::Active {
+                return Err(Error::precondition(format!(
+                    "snapshot {key:?}: not active, only active snapshots can be committed"
+                )));
+            }
+            Ok(())
+        };
+        let rec = self.get(key)?;
+        check(&rec)?;
+        let snap = Snapshot {
+            id: rec.id,
+            kind: Kind::Committed,
+            parent_ids: self.parent_ids(key, &rec)?,
+        };
+        let usage = measure(&snap)?;
+
+        let _w = lock(&self.wlock);
+        let rec = self.get(key)?;
+        check(&rec)?;
+        if rec.id != snap.id {
+            return Err(Error::precondition(format!(
+                "snapshot {key:?}: replaced while it was committed"
+            )));
+        }
+        let now = now_nanos();
+        let committed = SnapshotRec {
+            kind: kind_to_i32(Kind::Committed),
+            labels,
+            created: now,
+            updated: now,
+            size: usage.size,
+            inodes: usage.inodes,
+            ..rec
+        };
+        let mut batch = sled::Batch::default();
+        batch.remove(snapshot_key(key));
+        batch.insert(
+            snapshot_key(name),
+            prost::Message::encode_to_vec(&committed),
+        );
+        self.apply(batch)?;
+        Ok(snap)
+    }
+
+    /// Deletes the record, then the directory (a failure there is logged and left for
+    /// [`Store::cleanup`]).
+    pub fn remove(&self, key: &str) -> Result<Snapshot> {
+        let rec = {
+            let _w = lock(&self.wlock);
+            let rec = self.get(key)?;
+            if self
+                .db
+                .scan_prefix(children_prefix(rec.id))
+                .next()
+                .is_some()
+            {
+                return Err(Error::precondition(format!(
+                    "snapshot {key:?}: cannot remove snapshot with child"
+                )));
+            }
+            let mut batch = sled::Batch::default();
+            batch.remove(snapshot_key(key));
+            if let Some(p) = rec.parent() {
+                let parent = self
+                    .get(p)
+                    .map_err(|e| e.context(format_args!("snapshot {key:?}")))?;
+                batch.remove(child_key(parent.id, rec.id));
+            }
+            self.apply(batch)?;
+            rec
+        };
+        remove_dir_logged(&self.dir(rec.id));
+        Ok(Snapshot {
+            id: rec.id,
+            kind: rec.kind(),
+            parent_ids: Vec::new(),
+        })
+    }
+
+    /// Changes labels only: `labels` replaces them all, `labels.<k>` sets or (when absent from
+    /// `labels`) deletes one; no paths replaces them all.
+    pub fn update(&self, key: &str, labels: Labels, paths: &[String]) -> Result<Info> {
+        let _w = lock(&self.wlock);
+        let mut rec = self.get(key)?;
+        if paths.is_empty() {
+            rec.labels = labels;
+        } else {
+            let mut next = rec.labels.clone();
+            for path in paths {
+                if path == "labels" {
+                    next = labels.clone();
+                } else if let Some(k) = path.strip_prefix("labels.") {
+                    match labels.get(k) {
+                        Some(v) => next.insert(k.to_string(), v.clone()),
+                        None => next.remove(k),
+                    };
+                } else {
+                    return Err(Error::invalid(format!(
+                        "snapshot {key:?}: cannot update field {path:?}"
+                    )));
+                }
+            }
+            rec.labels = next;
+        }
+        rec.updated = now_nanos();
+        let mut batch = sled::Batch::default();
+        batch.insert(snapshot_key(key), prost::Message::encode_to_vec(&rec));
+        self.apply(batch)?;
+        Ok(rec.info(key))
+    }
+}

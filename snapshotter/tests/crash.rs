@@ -1,0 +1,220 @@
+//! `kill -9` at arbitrary points: a worker process (this test binary, re-run as `crash_worker`)
+//! prepares, views, commits and removes snapshots in a loop until it is killed; then the
+//! snapshotter is reopened and must show only complete snapshots, and cleanup must leave exactly
+//! the recorded directories.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use berth_snapshotter::native::Native;
+use berth_snapshotter::overlay::Overlay;
+use berth_snapshotter::storage::Store;
+use berth_snapshotter::{mount, Kind, Labels, Snapshotter};
+
+const ROOT_ENV: &str = "BERTH_CRASH_ROOT";
+const KIND_ENV: &str = "BERTH_CRASH_KIND";
+const BASE_FILES: usize = 300;
+
+enum Sn {
+    Overlay(Overlay),
+    Native(Native),
+}
+
+impl Sn {
+    fn open(kind: &str, root: &Path) -> Sn {
+        match kind {
+            "overlay" => Sn::Overlay(Overlay::open_with_alias(root, None).unwrap()),
+            _ => Sn::Native(Native::open(root).unwrap()),
+        }
+    }
+    fn sn(&self) -> &dyn Snapshotter {
+        match self {
+            Sn::Overlay(o) => o,
+            Sn::Native(n) => n,
+        }
+    }
+    fn store(&self) -> &Store {
+        match self {
+            Sn::Overlay(o) => o.store(),
+            Sn::Native(n) => n.store(),
+        }
+    }
+}
+
+/// Not a test on its own: does nothing unless run by `kill_9_*` with the root in the env.
+#[test]
+fn crash_worker() {
+    let (Ok(root), Ok(kind)) = (std::env::var(ROOT_ENV), std::env::var(KIND_ENV)) else {
+        return;
+    };
+    let sn = Sn::open(&kind, Path::new(&root));
+    let sn = sn.sn();
+    std::fs::write(Path::new(&root).join("../ready"), "").unwrap();
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    for i in 0u64.. {
+        let key = format!("w-{start}-{i}");
+        match i % 4 {
+            0 | 1 => {
+                sn.prepare(&key, Some("base"), Labels::new()).unwrap();
+                if i % 4 == 0 {
+                    sn.commit(&format!("c-{start}-{i}"), &key, Labels::new())
+                        .unwrap();
+                } else {
+                    sn.remove(&key).unwrap();
+                }
+            }
+            2 => {
+                sn.view(&key, Some("base"), Labels::new()).unwrap();
+            }
+            _ => {
+                sn.prepare(&key, None, Labels::new()).unwrap();
+            }
+        }
+    }
+}
+
+fn nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+}
+
+/// Builds the committed `base` with many files, so a native copy takes a while.
+fn make_base(kind: &str, root: &Path, scratch: &Path) {
+    let sn = Sn::open(kind, root);
+    let mounts = sn.sn().prepare("base-active", None, Labels::new()).unwrap();
+    let target = scratch.join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    mount::mount_all(&mounts, &target).unwrap();
+    for i in 0..BASE_FILES {
+        std::fs::write(target.join(format!("f{i}")), vec![b'x'; 2048]).unwrap();
+    }
+    mount::unmount_all(&target).unwrap();
+    sn.sn()
+        .commit("base", "base-active", Labels::new())
+        .unwrap();
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+/// Every recorded snapshot is complete; after cleanup the directories are exactly the records'.
+fn check(kind: &str, root: &Path) -> (usize, usize) {
+    // What the kill left half-made (removed by open or cleanup below).
+    let temps = std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("tmp-")
+        })
+        .count();
+    let sn = Sn::open(kind, root);
+    let store = sn.store();
+    let records = store.records().unwrap();
+    let base_id = store.get("base").unwrap().id;
+    for (key, rec) in &records {
+        let dir = store.dir(rec.id);
+        let fs = dir.join("fs");
+        assert!(fs.is_dir(), "{key:?}: {} missing", fs.display());
+        let from_base = rec.parent.as_str() == "base";
+        if kind == "native" && from_base {
+            assert_eq!(files_in(&fs), BASE_FILES, "{key:?}: partial copy visible");
+        }
+        if kind == "overlay" && rec.kind() == Kind::Active {
+            assert!(dir.join("work").is_dir(), "{key:?}: no work dir");
+        }
+        // Whatever is listed can be used.
+        if rec.kind() != Kind::Committed {
+            let mounts = sn.sn().mounts(key).unwrap();
+            for m in mounts {
+                if m.kind == "bind" {
+                    assert!(Path::new(&m.source).is_dir());
+                }
+            }
+        }
+    }
+    sn.sn().cleanup().unwrap();
+    let dirs: BTreeSet<String> = std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let ids: BTreeSet<String> = records.iter().map(|(_, r)| r.id.to_string()).collect();
+    assert_eq!(
+        dirs, ids,
+        "directories after cleanup are exactly the recorded ones"
+    );
+    assert!(ids.contains(&base_id.to_string()));
+    // The keys the killed worker was using are free or complete: a new prepare works.
+    sn.sn()
+        .prepare("after-crash", Some("base"), Labels::new())
+        .unwrap();
+    sn.sn().remove("after-crash").unwrap();
+    (records.len(), temps)
+}
+
+fn kill_9_rounds(kind: &str) {
+    let scratch = tempfile::Builder::new()
+        .prefix("berth-crash-")
+        .tempdir()
+        .unwrap();
+    let root: PathBuf = scratch.path().join("root");
+    make_base(kind, &root, scratch.path());
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..8 {
+        let ready = scratch.path().join("ready");
+        let _ = std::fs::remove_file(&ready);
+        let mut child = Command::new(&exe)
+            .args(["crash_worker", "--exact", "--nocapture", "--test-threads=1"])
+            .env(ROOT_ENV, &root)
+            .env(KIND_ENV, kind)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !ready.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "worker never got ready"
+            );
+            assert!(child.try_wait().unwrap().is_none(), "worker exited early");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(20 + nanos() % 300));
+        // SIGKILL to the worker we spawned, by its pid.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.code().is_none(), "worker was not killed: {status}");
+        let (n, temps) = check(kind, &root);
+        eprintln!(
+            "{kind} round {round}: {n} snapshots consistent after kill -9 ({temps} half-made)"
+        );
+    }
+}
+
+#[test]
+fn kill_9_overlay() {
+    kill_9_rounds("overlay");
+}
+
+#[test]
+fn kill_9_native() {
+    kill_9_rounds("native");
+}
