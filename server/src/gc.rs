@@ -65,7 +65,12 @@ impl Gc {
             }
             let mc = m.clone();
             match tokio::task::spawn_blocking(move || collect(&mc)).await {
-                Ok(Ok(s)) => tracing::debug!(?s, "garbage collected"),
+                Ok(Ok(s)) => {
+                    tracing::debug!(?s, "garbage collected");
+                    // A collection follows deletes, often of big imports: give back what they
+                    // left in the allocator.
+                    crate::memory::trim();
+                }
                 Ok(Err(e)) => tracing::warn!("garbage collection: {e}"),
                 Err(e) => tracing::warn!("garbage collection task: {e}"),
             }

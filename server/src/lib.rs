@@ -12,6 +12,7 @@ pub mod events;
 pub mod filters;
 pub mod gc;
 pub mod identifiers;
+pub mod memory;
 pub mod metadata;
 pub mod mount;
 pub mod services;

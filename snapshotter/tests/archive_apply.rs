@@ -2,10 +2,14 @@
 //! overlay mount), metadata, devices, links, replacement rules, limits, compression and the
 //! diff ID. Run as root.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod archive_util;
 
+use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use archive_util::*;
 use berth_snapshotter::archive::{self, compression_for, decompress, Limits, WhiteoutMode};
@@ -458,4 +462,47 @@ fn malformed_streams_are_invalid() {
     let gz = decompress(archive::Compression::Gzip, &b"not gzip at all"[..]).unwrap();
     let e = archive::apply(&s.root, gz, WhiteoutMode::Remove, &Limits::default()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+}
+
+/// A zstd stream from the reference encoder (`zstd`, when installed): high level, long window,
+/// and two frames, as parallel compressors write.
+#[test]
+fn zstd_from_the_reference_encoder() {
+    if Command::new("zstd").arg("--version").output().is_err() {
+        eprintln!("zstd not installed: reference-encoder check skipped");
+        return;
+    }
+    let mut t = Tar::new();
+    for i in 0..50 {
+        t.file(
+            &format!("f{i}"),
+            format!("content {i} ").repeat(500).as_bytes(),
+            0o644,
+        );
+    }
+    let raw = t.bytes();
+    let zstd = |args: &[&str], input: &[u8]| -> Vec<u8> {
+        let mut child = Command::new("zstd")
+            .args(args)
+            .args(["-q", "-c", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let (head, tail) = raw.split_at(raw.len() / 2);
+    let mut two_frames = zstd(&["-19", "--long=27"], head);
+    two_frames.extend(zstd(&["-3"], tail));
+    let s = Sandbox::new();
+    let r = decompress(archive::Compression::Zstd, two_frames.as_slice()).unwrap();
+    let applied = archive::apply(&s.root, r, WhiteoutMode::Remove, &Limits::default()).unwrap();
+    assert_eq!(applied.diff_id, sha(&raw));
+    assert_eq!(names(&s.root).len(), 50);
 }

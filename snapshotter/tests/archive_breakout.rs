@@ -1,5 +1,5 @@
-//! containerd's `TestBreakouts` table (pkg/archive/tar_test.go) plus the Rust tar crate CVEs,
-//! run against `archive::apply`. Each case applies a hostile layer into `root/` inside a
+//! containerd's `TestBreakouts` table (pkg/archive/tar_test.go) run against `archive::apply`
+//! (the Rust tar crate CVEs are in `archive_breakout_cves.rs`). Each case applies a hostile layer into `root/` inside a
 //! sandbox that also holds "host" files; whatever the outcome, nothing outside `root/` may
 //! change. The layer then either fails with InvalidArgument or is contained the way containerd
 //! contains it (links pointing out are created but resolve inside the root).
@@ -8,105 +8,13 @@
 //! only create new, recognisable paths on the host (the canaries below), never touch its
 //! real `/etc`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod archive_util;
 
+use archive_util::breakout::*;
 use archive_util::*;
 use berth_snapshotter::archive::WhiteoutMode;
-use berth_snapshotter::ErrorKind;
-use tar::EntryType;
-
-type Check = Box<dyn Fn(&Sandbox)>;
-
-enum Expect {
-    /// Refused with InvalidArgument.
-    Invalid,
-    /// Applied; the check looks at the result inside the root.
-    Contained(Check),
-}
-
-struct Case {
-    name: &'static str,
-    /// Makes the tree the layer lands on.
-    pre: fn(&Sandbox),
-    tar: Box<dyn Fn(&Sandbox) -> Vec<u8>>,
-    expect: Expect,
-    /// Whiteout cases whose outcome differs in overlay mode run in remove mode only.
-    remove_only: bool,
-}
-
-/// Paths on the real host that an escape through an absolute link (`/brk-etc`, `/dne`) or a
-/// relative climb out of the sandbox would create.
-const CANARIES: &[&str] = &[
-    "/brk-etc",
-    "/dne",
-    "/dummy",
-    "/brk-made",
-    "/victim.txt",
-    "/exploit",
-];
-
-fn nothing(_: &Sandbox) {}
-
-/// `brk-etc/passwd` in the root, with `content`.
-fn etc_passwd(s: &Sandbox, content: &[u8]) {
-    std::fs::create_dir_all(s.root.join("brk-etc")).unwrap();
-    write(&s.root.join("brk-etc/passwd"), content, 0o644);
-}
-
-fn symlink(target: &str, at: &std::path::Path) {
-    std::os::unix::fs::symlink(target, at).unwrap();
-}
-
-fn unbroken() -> Expect {
-    Expect::Contained(Box::new(|s| {
-        assert_eq!(
-            std::fs::read(s.root.join("brk-etc/unbroken")).unwrap(),
-            b"unbroken"
-        );
-    }))
-}
-
-fn same(a: &'static str, b: &'static str) -> Expect {
-    Expect::Contained(Box::new(move |s| {
-        assert_eq!(
-            inode_in_root(&s.root, a),
-            inode_in_root(&s.root, b),
-            "{a} and {b}"
-        );
-    }))
-}
-
-fn content(p: &'static str, want: &'static [u8]) -> Check {
-    Box::new(move |s| assert_eq!(std::fs::read(s.root.join(p)).unwrap(), want, "{p}"))
-}
-
-fn absent(p: &'static str) -> Check {
-    Box::new(move |s| assert!(!exists(&s.root.join(p)), "{p} exists"))
-}
-
-fn all(checks: Vec<Check>) -> Expect {
-    Expect::Contained(Box::new(move |s| checks.iter().for_each(|c| c(s))))
-}
-
-fn case(name: &'static str, tar: impl Fn(&Sandbox) -> Vec<u8> + 'static, expect: Expect) -> Case {
-    Case {
-        name,
-        pre: nothing,
-        tar: Box::new(tar),
-        expect,
-        remove_only: false,
-    }
-}
-
-fn with_pre(mut c: Case, pre: fn(&Sandbox)) -> Case {
-    c.pre = pre;
-    c
-}
-
-fn remove_only(mut c: Case) -> Case {
-    c.remove_only = true;
-    c
-}
 
 fn containerd_cases() -> Vec<Case> {
     let u = b"unbroken";
@@ -583,231 +491,43 @@ fn containerd_cases() -> Vec<Case> {
     ]
 }
 
-/// Cases beyond containerd's table: plain `..` and absolute names, and the tar crate CVEs.
-fn extra_cases() -> Vec<Case> {
-    vec![
-        case(
-            "DotDotNames",
-            |_| {
-                Tar::new()
-                    .file("../victim.txt", b"pwned", 0o644)
-                    .file("../../../../brk-etc/passwd", b"pwned", 0o644)
-                    .bytes()
-            },
-            all(vec![
-                content("victim.txt", b"pwned"),
-                content("brk-etc/passwd", b"pwned"),
-            ]),
-        ),
-        case(
-            "AbsoluteHostName",
-            |s| {
-                Tar::new()
-                    .file(&s.host("victim.txt"), b"pwned", 0o644)
-                    .bytes()
-            },
-            Expect::Contained(Box::new(|s| {
-                let inside = s.root.join(s.host("victim.txt").trim_start_matches('/'));
-                assert_eq!(std::fs::read(inside).unwrap(), b"pwned");
-            })),
-        ),
-        // containerd's SymlinkOverridePath idea: writing through a link to an absolute host
-        // directory must land inside the root.
-        case(
-            "SymlinkToHostDirectory",
-            |s| {
-                Tar::new()
-                    .symlink("hostdir", &s.host("breakout-dir"))
-                    .file("hostdir/breakout-file", b"pwned", 0o644)
-                    .bytes()
-            },
-            Expect::Contained(Box::new(|s| {
-                let inside = s
-                    .root
-                    .join(s.host("breakout-dir/breakout-file").trim_start_matches('/'));
-                assert_eq!(std::fs::read(inside).unwrap(), b"pwned");
-            })),
-        ),
-        // CVE-2026-33056: a symlink then a directory of the same name must not chmod the
-        // symlink's target.
-        case(
-            "SymlinkThenDirectoryChmod",
-            |s| {
-                Tar::new()
-                    .symlink("x", &s.host("hostdir"))
-                    .dir("x", 0o777)
-                    .file("x/f", b"in", 0o644)
-                    .bytes()
-            },
-            Expect::Contained(Box::new(|s| {
-                let md = lstat(&s.root.join("x"));
-                assert!(md.is_dir());
-                assert_eq!(
-                    std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777,
-                    0o777
-                );
-            })),
-        ),
-        // CVE-2021-38511: `symlink -> ..` then `symlink/x/y` must not create directories
-        // outside the root.
-        case(
-            "SymlinkDotDotThenDeepPath",
-            |_| {
-                Tar::new()
-                    .symlink("up", "..")
-                    .file("up/exploit/foo/bar", b"x", 0o644)
-                    .symlink("deep", "../../../..")
-                    .dir("deep/brk-made", 0o755)
-                    .bytes()
-            },
-            all(vec![
-                content("exploit/foo/bar", b"x"),
-                Box::new(|s| assert!(lstat(&s.root.join("brk-made")).is_dir())),
-            ]),
-        ),
-        // RUSTSEC-2018-0002: a link followed by a file of the same name wrote through the link.
-        case(
-            "SymlinkThenSameNamedFile",
-            |s| {
-                Tar::new()
-                    .symlink("link", &s.host("victim.txt"))
-                    .file("link", b"pwned", 0o644)
-                    .bytes()
-            },
-            Expect::Contained(Box::new(|s| {
-                let md = lstat(&s.root.join("link"));
-                assert!(md.is_file());
-                assert_eq!(std::fs::read(s.root.join("link")).unwrap(), b"pwned");
-            })),
-        ),
-        case(
-            "HardlinkThenSameNamedFile",
-            |_| {
-                Tar::new()
-                    .file("a", b"orig", 0o644)
-                    .link("b", "a")
-                    .file("b", b"new", 0o644)
-                    .bytes()
-            },
-            all(vec![content("a", b"orig"), content("b", b"new")]),
-        ),
-        case(
-            "RelativeSymlinkOutThenWrite",
-            |_| {
-                Tar::new()
-                    .symlink("out", "../../..")
-                    .file("out/victim.txt", b"pwned", 0o644)
-                    .bytes()
-            },
-            Expect::Contained(content("victim.txt", b"pwned")),
-        ),
-        case(
-            "HardlinkToRoot",
-            |_| Tar::new().link("x", "..").bytes(),
-            Expect::Invalid,
-        ),
-        case(
-            "HardlinkToMissing",
-            |_| Tar::new().link("x", "../nothing-here").bytes(),
-            Expect::Invalid,
-        ),
-        case(
-            "UnknownTypeflag",
-            |_| {
-                let mut t = Tar::new();
-                let h = t.header("volume", EntryType::new(b'V'), 0o644, 0);
-                t.raw(h, &[]).bytes()
-            },
-            Expect::Invalid,
-        ),
-        // CVE-2025-62518 / CVE-2026-33055: the PAX size wins over the ustar size, whatever the
-        // latter says, so an archive hidden in a file's content is never parsed as entries.
-        case(
-            "PaxSizeOverridesZeroUstarSize",
-            |s| smuggle(s, 0),
-            Expect::Contained(smuggled_check()),
-        ),
-        case(
-            "PaxSizeOverridesNonzeroUstarSize",
-            |s| smuggle(s, 512),
-            Expect::Contained(smuggled_check()),
-        ),
-    ]
-}
-
-/// A file `outer` whose 1536-byte content hides a tar entry `smuggled` right where a parser
-/// trusting the ustar size (`ustar_size`) would look for the next header; the PAX size says
-/// 1536.
-fn smuggle(_: &Sandbox, ustar_size: u64) -> Vec<u8> {
-    let inner = Tar::new().file("smuggled", b"pwned", 0o644).bytes();
-    let mut content = vec![b'A'; ustar_size as usize];
-    content.extend_from_slice(&inner[..1024]);
-    content.resize(1536, 0);
-    let mut t = Tar::new();
-    t.pax(&[("size", b"1536")]);
-    let h = t.header("outer", EntryType::Regular, 0o644, ustar_size);
-    t.raw(h, &content).bytes()
-}
-
-fn smuggled_check() -> Check {
-    Box::new(|s| {
-        assert_eq!(std::fs::read(s.root.join("outer")).unwrap().len(), 1536);
-        assert!(!exists(&s.root.join("smuggled")));
-        assert!(!exists(&s.path().join("smuggled")));
-    })
-}
-
-fn run(c: &Case, mode: WhiteoutMode) {
-    let canaries_before: Vec<bool> = CANARIES
-        .iter()
-        .map(|p| exists(std::path::Path::new(p)))
-        .collect();
-    let s = Sandbox::new();
-    (c.pre)(&s);
-    let host = s.host_state();
-    let layer = (c.tar)(&s);
-    let res = s.apply(&layer, mode);
-    assert_same_tree(&host, &s.host_state());
-    for (p, before) in CANARIES.iter().zip(canaries_before) {
-        assert_eq!(
-            exists(std::path::Path::new(p)),
-            before,
-            "{}: {p} appeared on the host",
-            c.name
-        );
-    }
-    match (&c.expect, res) {
-        (Expect::Invalid, Err(e)) => {
-            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{}: {e}", c.name)
-        }
-        (Expect::Invalid, Ok(_)) => {
-            panic!("{} ({mode:?}): applied, expected InvalidArgument", c.name)
-        }
-        (Expect::Contained(check), Ok(_)) => check(&s),
-        (Expect::Contained(_), Err(e)) => panic!("{} ({mode:?}): {e}", c.name),
-    }
-}
-
-#[test]
-fn containerd_breakouts_remove_mode() {
-    for c in containerd_cases() {
-        run(&c, WhiteoutMode::Remove);
-    }
-}
-
-#[test]
-fn containerd_breakouts_overlay_mode() {
-    for c in containerd_cases().iter().filter(|c| !c.remove_only) {
-        run(c, WhiteoutMode::Overlay);
-    }
-}
-
-#[test]
-fn tar_crate_cves_and_other_hostile_names() {
-    for c in extra_cases() {
-        run(&c, WhiteoutMode::Remove);
-        run(&c, WhiteoutMode::Overlay);
-    }
+// One test per case, each run in both whiteout modes (remove mode only where marked).
+breakout_tests! {
+    containerd_cases;
+    symlink_absolute => "SymlinkAbsolute",
+    symlink_up_and_out => "SymlinkUpAndOut",
+    symlink_multiple_absolute => "SymlinkMultipleAbsolute",
+    symlink_multiple_relative => "SymlinkMultipleRelative",
+    symlink_empty_file => "SymlinkEmptyFile",
+    hardlink_relative => "HardlinkRelative",
+    hardlink_down_and_out => "HardlinkDownAndOut",
+    hardlink_absolute => "HardlinkAbsolute",
+    hardlink_relative_long => "HardlinkRelativeLong",
+    hardlink_relative_up_and_out => "HardlinkRelativeUpAndOut",
+    hardlink_direct_relative => "HardlinkDirectRelative",
+    hardlink_direct_absolute => "HardlinkDirectAbsolute",
+    symlink_parent_directory => "SymlinkParentDirectory",
+    symlink_empty_filename => "SymlinkEmptyFilename",
+    symlink_parent_relative => "SymlinkParentRelative",
+    symlink_slash_ended => "SymlinkSlashEnded",
+    symlink_override_directory => "SymlinkOverrideDirectory",
+    symlink_override_directory_relative => "SymlinkOverrideDirectoryRelative",
+    directory_override_symlink => "DirectoryOverrideSymlink",
+    directory_override_symlink_and_hardlink => "DirectoryOverrideSymlinkAndHardlink",
+    whiteout_root_parent => "WhiteoutRootParent",
+    whiteout_parent => "WhiteoutParent",
+    whiteout_root => "WhiteoutRoot",
+    whiteout_current_directory => "WhiteoutCurrentDirectory",
+    whiteout_empty_name => "WhiteoutEmptyName",
+    whiteout_symlink => "WhiteoutSymlink",
+    whiteout_symlink_path => "WhiteoutSymlinkPath",
+    whiteout_directory_name => "WhiteoutDirectoryName",
+    whiteout_dead_symlink_parent => "WhiteoutDeadSymlinkParent",
+    whiteout_relative_path => "WhiteoutRelativePath",
+    hardlink_symlink_before_create_target => "HardlinkSymlinkBeforeCreateTarget",
+    hardlink_symlink_relative => "HardlinkSymlinkRelative",
+    hardlink_symlink_absolute => "HardlinkSymlinkAbsolute",
+    hardlink_symlink_chmod => "HardlinkSymlinkChmod",
 }
 
 /// In overlay mode a whiteout through a symlinked parent lands inside the root too.

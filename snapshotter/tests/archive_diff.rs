@@ -3,6 +3,8 @@
 //! containerd's `TestDiffTar` expectations for entry order, parents, hard links and whiteouts.
 //! Run as root.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod archive_util;
 
 use std::os::unix::fs::MetadataExt;
@@ -105,7 +107,7 @@ fn rich_tree(root: &Path) {
     )
     .unwrap();
     let long = format!("{}/{}", "l".repeat(110), "n".repeat(120));
-    mkdir(root, &format!("{}", "l".repeat(110)), 0o755);
+    mkdir(root, &"l".repeat(110), 0o755);
     file(root, &long, b"long", 0o644);
     file(root, "same-size", b"aaaa", 0o644);
     file(root, "unmod", b"unmodified", 0o644);
@@ -455,4 +457,52 @@ fn whiteouts_carry_no_metadata_and_files_carry_truncated_times() {
         ]
     );
     assert!(lstat(&b.join("new")).mtime_nsec() != 0);
+}
+
+/// Archives written by GNU tar (an independent writer: POSIX with xattrs, and GNU long names)
+/// apply to the same tree.
+#[test]
+fn gnu_tar_archives_apply_to_the_tree_they_came_from() {
+    let s = Sandbox::new();
+    let src = s.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    rich_tree(&src);
+    let want = snapshot(&src);
+    for format in [
+        &["--format=posix", "--xattrs", "--xattrs-include=*"][..],
+        &["--format=gnu"],
+    ] {
+        let out = Command::new("tar")
+            .args(["--numeric-owner", "-C"])
+            .arg(&src)
+            .args(format)
+            .args(["-cf", "-", "."])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tar {format:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dest = s.path().join(format[0].trim_start_matches("--format="));
+        std::fs::create_dir(&dest).unwrap();
+        let applied = archive::apply(
+            &dest,
+            out.stdout.as_slice(),
+            WhiteoutMode::Remove,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(applied.size, out.stdout.len() as u64);
+        let mut got = snapshot(&dest);
+        if format[0] == "--format=gnu" {
+            // The GNU format has no xattrs.
+            let mut want = snapshot(&src);
+            want.0.values_mut().for_each(|n| n.xattrs.clear());
+            got.0.values_mut().for_each(|n| n.xattrs.clear());
+            assert_same_tree(&want, &got);
+        } else {
+            assert_same_tree(&want, &got);
+        }
+    }
 }

@@ -5,10 +5,12 @@
 //! - [`busybox_oci_tar`]: OCI image layout, one gzip layer with Debian's static busybox.
 //! - [`busybox_docker_tar`]: the same image as a `docker save` style archive.
 //! - [`generated_image_tar`]: many uncompressed layers of incompressible data, for benchmarks.
+//! - [`layered::layered_image_tar`]: layers described change by change, with the tree they unpack to.
 
 mod busybox;
 mod docker;
 mod generated;
+pub mod layered;
 mod oci;
 mod tarball;
 

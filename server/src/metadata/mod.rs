@@ -60,7 +60,7 @@ impl Db {
     pub fn open(dir: &Path) -> Result<Db> {
         let tree = sled::Config::new()
             .path(dir)
-            .cache_capacity(16 << 20)
+            .cache_capacity(4 << 20)
             .mode(sled::Mode::LowSpace)
             .open()
             .map_err(|e| Error::internal(format!("open metadata at {}: {e}", dir.display())))?;

@@ -46,7 +46,10 @@ pub fn apply(root: &Path, tar: impl Read, mode: WhiteoutMode, limits: &Limits) -
         opaque_done: HashSet::new(),
         buf: Vec::new(),
     };
-    applier.run(&mut tar::Archive::new(&mut meter))?;
+    // Headers come in 512-byte reads: buffer them. Everything the buffer reads ahead has
+    // already passed the meter, so the diff ID still covers each byte once.
+    let buffered = io::BufReader::with_capacity(64 << 10, &mut meter);
+    applier.run(&mut tar::Archive::new(buffered))?;
     applier.finish_dirs()?;
     let (diff_id, size) = meter.finish().map_err(|e| read_err(&ctl, limits, e))?;
     Ok(Applied { diff_id, size })
@@ -200,10 +203,10 @@ impl Applier<'_> {
         let dir = self.parent(parent)?;
         if let Some(st) = lstat_at(dir.as_fd(), victim)? {
             if self.created.contains(&inode(&st)) {
-                return match is_dir(&st) {
-                    true => self.opaque(open_dir_at(dir.as_fd(), victim)?),
-                    false => Ok(()),
-                };
+                if is_dir(&st) {
+                    return self.opaque(open_dir_at(dir.as_fd(), victim)?);
+                }
+                return Ok(());
             }
         }
         remove_all_at(dir.as_fd(), victim)

@@ -92,8 +92,7 @@ pub fn write_diff(lower: &Path, upper: &Path, out: impl Write) -> Result<()> {
             stack.push(Frame::new(path, lower_fd, upper_fd)?);
         }
     }
-    let out = w.tar.into_inner().map_err(|e| Error::io("write diff", e))?;
-    let mut out = out;
+    let mut out = w.tar.into_inner().map_err(|e| Error::io("write diff", e))?;
     out.flush().map_err(|e| Error::io("write diff", e))
 }
 
@@ -122,31 +121,59 @@ struct Frame {
 
 impl Frame {
     fn new(rel: Vec<u8>, lower: Option<OwnedFd>, upper: OwnedFd) -> Result<Frame> {
-        let mut items: Vec<Item> = Vec::new();
-        let mut add = |dir: BorrowedFd<'_>, is_lower: bool| -> Result<()> {
+        let stats = |dir: BorrowedFd<'_>| -> Result<Vec<(Vec<u8>, FileStat)>> {
+            let mut out = Vec::new();
             for name in list_dir(dir)? {
-                let Some(st) = lstat_at(dir, &name)? else {
-                    continue;
-                };
-                match items.binary_search_by(|i| i.name.cmp(&name)) {
-                    Ok(i) if is_lower => items[i].lower = Some(st),
-                    Ok(i) => items[i].upper = Some(st),
-                    Err(i) => {
-                        let (lower, upper) = if is_lower {
-                            (Some(st), None)
-                        } else {
-                            (None, Some(st))
-                        };
-                        items.insert(i, Item { name, lower, upper });
-                    }
+                if let Some(st) = lstat_at(dir, &name)? {
+                    out.push((name, st));
                 }
             }
-            Ok(())
+            Ok(out)
         };
-        if let Some(l) = &lower {
-            add(l.as_fd(), true)?;
+        let lowers = match &lower {
+            Some(l) => stats(l.as_fd())?,
+            None => Vec::new(),
+        };
+        let uppers = stats(upper.as_fd())?;
+        // Both listings are sorted: merge them by name.
+        let mut items = Vec::with_capacity(lowers.len().max(uppers.len()));
+        let (mut l, mut u) = (lowers.into_iter().peekable(), uppers.into_iter().peekable());
+        loop {
+            let order = match (l.peek(), u.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(a), Some(b)) => a.0.cmp(&b.0),
+            };
+            let item = match order {
+                std::cmp::Ordering::Less => {
+                    let (name, st) = l.next().expect("peeked");
+                    Item {
+                        name,
+                        lower: Some(st),
+                        upper: None,
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    let (name, st) = u.next().expect("peeked");
+                    Item {
+                        name,
+                        lower: None,
+                        upper: Some(st),
+                    }
+                }
+                std::cmp::Ordering::Equal => {
+                    let (name, ls) = l.next().expect("peeked");
+                    let (_, us) = u.next().expect("peeked");
+                    Item {
+                        name,
+                        lower: Some(ls),
+                        upper: Some(us),
+                    }
+                }
+            };
+            items.push(item);
         }
-        add(upper.as_fd(), false)?;
         Ok(Frame {
             rel,
             lower,

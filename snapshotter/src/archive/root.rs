@@ -13,7 +13,7 @@ use nix::fcntl::{readlinkat, OFlag};
 use nix::sys::stat::{fchmod, mkdirat, FileStat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-use super::sys::{is_dir, kind, list_dir, lstat_at, open_dir_at, open_dir_in_root};
+use super::sys::{is_dir, kind, list_dir, lstat_at, open_dir_at, open_dir_in_root, owned};
 use crate::{Error, Result};
 
 /// Symlinks followed while resolving one path before giving up, as the kernel's limit.
@@ -43,14 +43,12 @@ pub(crate) struct Root {
 }
 
 impl Root {
+    /// Opens `path` (symlinks in it followed: the caller chose it) as the root.
     pub(crate) fn open(path: &Path) -> Result<Root> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::open(path, flags, Mode::empty())
             .map_err(|e| Error::io(format!("open layer target {}", path.display()), e.into()))?;
-        // SAFETY: `fd` was just returned by a successful open, so it is a valid descriptor
-        // nothing else owns.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        Ok(Root { fd })
+        Ok(Root { fd: owned(fd) })
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {

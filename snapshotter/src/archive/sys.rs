@@ -21,7 +21,7 @@ pub(crate) fn is_dir(st: &FileStat) -> bool {
 }
 
 /// Takes ownership of a descriptor a nix call just returned.
-fn owned(fd: i32) -> OwnedFd {
+pub(crate) fn owned(fd: i32) -> OwnedFd {
     // SAFETY: `fd` was just returned by a successful open-type call, so it is a valid
     // descriptor that nothing else owns or will close.
     unsafe { OwnedFd::from_raw_fd(fd) }
@@ -34,7 +34,15 @@ pub(crate) fn open_dir_in_root(root: BorrowedFd<'_>, path: &[u8]) -> nix::Result
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(root.as_raw_fd(), OsStr::from_bytes(path), how).map(owned)
+    // The kernel answers EAGAIN when a concurrent rename or mount might have let `..` escape;
+    // the lookup is simply retried.
+    let mut tries = 0;
+    loop {
+        match openat2(root.as_raw_fd(), OsStr::from_bytes(path), how) {
+            Err(Errno::EAGAIN) if tries < 16 => tries += 1,
+            r => return r.map(owned),
+        }
+    }
 }
 
 /// Opens the directory `name` in `dir` without following a symlink there.
@@ -160,6 +168,9 @@ pub(crate) fn set_xattr(t: XattrTarget<'_>, key: &[u8], value: &[u8]) -> nix::Re
 fn read_sized(mut call: impl FnMut(*mut libc::c_void, usize) -> isize) -> nix::Result<Vec<u8>> {
     loop {
         let n = Errno::result(call(std::ptr::null_mut(), 0))?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let mut buf = vec![0u8; n as usize];
         match Errno::result(call(buf.as_mut_ptr().cast(), buf.len())) {
             Ok(got) => {

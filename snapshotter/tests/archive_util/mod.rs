@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod breakout;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
