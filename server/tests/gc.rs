@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! The collector against a real store on a temp dir: what images, leases and gc labels keep, and
 //! what goes.
 

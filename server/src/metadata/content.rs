@@ -47,7 +47,7 @@ fn backend_ref(ns: &str, r: &str) -> String {
 }
 
 pub fn info(m: &Meta, ns: &str, d: &Digest) -> Result<BlobRec> {
-    m.db.get(&key(Kind::Blob, &[ns, &d.to_string()]))?
+    m.db.get(&key(Kind::Blob, &[ns, d.as_str()]))?
         .ok_or_else(|| not_found(d))
 }
 
@@ -64,7 +64,7 @@ pub fn list(m: &Meta, ns: &str, filter: &Filter) -> Result<Vec<BlobRec>> {
 pub fn update(m: &Meta, ns: &str, d: &Digest, labels: Labels, paths: &[String]) -> Result<BlobRec> {
     identifiers::validate_labels(&labels)?;
     let _w = m.db.write_lock();
-    let k = key(Kind::Blob, &[ns, &d.to_string()]);
+    let k = key(Kind::Blob, &[ns, d.as_str()]);
     let mut rec: BlobRec = m.db.get(&k)?.ok_or_else(|| not_found(d))?;
     if paths.is_empty() {
         rec.labels = labels;
@@ -94,7 +94,7 @@ pub fn update(m: &Meta, ns: &str, d: &Digest, labels: Labels, paths: &[String]) 
 pub fn delete(m: &Meta, ns: &str, d: &Digest) -> Result<()> {
     {
         let _w = m.db.write_lock();
-        let k = key(Kind::Blob, &[ns, &d.to_string()]);
+        let k = key(Kind::Blob, &[ns, d.as_str()]);
         if !m.db.contains(&k)? {
             return Err(not_found(d));
         }
@@ -207,7 +207,7 @@ fn adopt(m: &Meta, ns: &str, d: &Digest, lease: Option<&str>, labels: Labels) ->
         created_at: now,
         updated_at: now,
     };
-    b.insert(key(Kind::Blob, &[ns, &d.to_string()]), encode(&rec));
+    b.insert(key(Kind::Blob, &[ns, d.as_str()]), encode(&rec));
     m.db.commit(b)
 }
 
@@ -228,7 +228,7 @@ pub fn writer(
     check_ref(r)?;
     let _w = m.db.write_lock();
     if let Some(d) = &expected {
-        if m.db.contains(&key(Kind::Blob, &[ns, &d.to_string()]))? {
+        if m.db.contains(&key(Kind::Blob, &[ns, d.as_str()]))? {
             return Err(exists_err(d));
         }
         if m.content.exists(d) {
@@ -302,7 +302,7 @@ impl NsWriter {
             Err(e) if e.is(ErrKind::AlreadyExists) => written,
             Err(e) => return Err(e),
         };
-        let bk = key(Kind::Blob, &[&ns, &d.to_string()]);
+        let bk = key(Kind::Blob, &[&ns, d.as_str()]);
         let already = m.db.contains(&bk)?;
         let mut b = sled::Batch::default();
         b.remove(ingest_key(&ns, &r));

@@ -97,6 +97,7 @@ fn check_lease(m: &Meta, ns: &str, lease: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn create(
     m: &Meta,
     ns: &str,
