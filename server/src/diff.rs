@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
+use std::path::Path;
 
 use berth_snapshotter::archive::{self, Compression, Limits, WhiteoutMode};
 use berth_snapshotter::Mount;
@@ -20,7 +21,9 @@ pub const LABEL_UNCOMPRESSED: &str = "containerd.io/uncompressed";
 
 /// Where a layer goes: straight into a directory, or through a temporary mount.
 enum Target<'a> {
-    Dir(&'a str, WhiteoutMode),
+    /// The directory, how whiteouts are made there, and the layers under it (an overlay's
+    /// lowerdirs, topmost first), which give directories created in it their attributes.
+    Dir(&'a str, WhiteoutMode, Vec<&'a str>),
     Mounted,
 }
 
@@ -35,7 +38,11 @@ fn target(mounts: &[Mount]) -> Result<Target<'_>> {
         [] => Err(Error::invalid("no mounts to apply the layer onto")),
         [m] if m.kind == "overlay" => match option(m, "upperdir") {
             // Whiteouts become overlay's own (char 0:0, opaque xattr) in the upper layer.
-            Some(upper) => Ok(Target::Dir(upper, WhiteoutMode::Overlay)),
+            Some(upper) => {
+                let lowers =
+                    option(m, "lowerdir").map_or_else(Vec::new, |l| l.split(':').collect());
+                Ok(Target::Dir(upper, WhiteoutMode::Overlay, lowers))
+            }
             None => Err(Error::invalid(
                 "overlay mount without upperdir is read-only",
             )),
@@ -47,7 +54,7 @@ fn target(mounts: &[Mount]) -> Result<Target<'_>> {
                     m.source
                 )));
             }
-            Ok(Target::Dir(&m.source, WhiteoutMode::Remove))
+            Ok(Target::Dir(&m.source, WhiteoutMode::Remove, Vec::new()))
         }
         _ => Ok(Target::Mounted),
     }
@@ -62,7 +69,10 @@ pub fn apply(m: &Meta, ns: &str, desc: &DescriptorRec, mounts: &[Mount]) -> Resu
     let reader = archive::decompress(comp, BufReader::with_capacity(1 << 20, file))?;
     let limits = Limits::default();
     let applied = match target(mounts)? {
-        Target::Dir(dir, mode) => archive::apply(std::path::Path::new(dir), reader, mode, &limits)?,
+        Target::Dir(dir, mode, lowers) => {
+            let lowers: Vec<&Path> = lowers.iter().map(Path::new).collect();
+            archive::apply_over(Path::new(dir), &lowers, reader, mode, &limits)?
+        }
         Target::Mounted => {
             let tm = TempMount::new(&m.tmpmounts, mounts)?;
             archive::apply(tm.path(), reader, WhiteoutMode::Remove, &limits)?

@@ -264,6 +264,7 @@ pub fn collect(m: &Meta) -> Result<Stats> {
         }
     }
     stats.ingests = sweep_ingests(m)?;
+    cleanup_snapshotters(m);
     Ok(stats)
 }
 
@@ -302,6 +303,18 @@ fn remove_snapshots(m: &Meta, doomed: Vec<(String, Node)>) -> usize {
             return removed;
         }
         left = still;
+    }
+}
+
+/// Removes layer directories no snapshot record names: a crash between a snapshot's record
+/// removal and its directory's leaves one behind (containerd's collector cleans up its
+/// snapshotters the same way). Outside the metadata lock: the backends guard what they are
+/// building themselves, and deleting a big tree must not stall every other mutation.
+fn cleanup_snapshotters(m: &Meta) {
+    for (name, s) in &m.snapshotters {
+        if let Err(e) = s.cleanup() {
+            tracing::warn!("gc: clean up snapshotter {name}: {e}");
+        }
     }
 }
 

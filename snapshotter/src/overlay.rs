@@ -211,6 +211,7 @@ fn make_alias(alias: &Path, target: &Path) -> Result<()> {
     let parent = alias
         .parent()
         .ok_or_else(|| Error::invalid("alias has no parent"))?;
+    prune_dangling(parent);
     let tmp = parent.join(format!(
         ".{}.{}",
         alias
@@ -242,6 +243,28 @@ fn make_alias(alias: &Path, target: &Path) -> Result<()> {
     }
     std::fs::rename(&tmp, alias)
         .map_err(|e| Error::io(format_args!("rename to {}", alias.display()), e))
+}
+
+/// Removes the aliases in `dir` whose roots are gone. A snapshotter that is killed (SIGKILL, a
+/// crash) never drops its alias; with its root deleted too (test and benchmark roots are temp
+/// dirs) the alias would stay on /run until reboot. An alias whose target exists is kept: it
+/// may belong to a daemon that is running.
+fn prune_dangling(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_link = e.file_type().is_ok_and(|t| t.is_symlink());
+        // `exists` follows the link: false when its target is gone.
+        if is_link && !path.exists() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::debug!("removed stale overlay alias {}", path.display()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => tracing::warn!("remove stale alias {}: {err}", path.display()),
+            }
+        }
+    }
 }
 
 /// The mounts of an active snapshot or view, as containerd's overlay snapshotter gives them.

@@ -1,6 +1,7 @@
 //! Side-by-side benchmark of berthd against Debian's containerd 1.6, both started on private temp
 //! paths in the same run and driven with the same workload: `ctr images import` of a generated
-//! multi-layer image, sequential metadata operations (through ctr and through an in-process gRPC
+//! multi-layer image (content only, and unpacked into overlayfs snapshots), sequential metadata
+//! operations and snapshot prepare+remove pairs (each through ctr and through an in-process gRPC
 //! client), and both daemons' idle memory. Prints one table of both figures, their ratio and the
 //! issue's targets. Run it with `scripts/bench` (release builds); `bench --quick` is the smoke
 //! mode the tests run.
@@ -15,6 +16,8 @@ mod metadata;
 mod options;
 mod report;
 mod section;
+mod snapshots;
+mod unpack;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,7 @@
-//! Keeps the benchmark from rotting: runs `bench --quick` (20 metadata ops, a 10 MiB image)
-//! against the debug berthd and checks that it prints every figure, that both daemons end the
-//! workload in the same state, and that nothing of the run is left behind.
+//! Keeps the benchmark from rotting: runs `bench --quick` (20 metadata ops, 10 MiB images with
+//! and without unpack, 10 snapshot prepare+remove pairs) against the debug berthd and checks
+//! that it prints every figure, that both daemons end the workload in the same state, and that
+//! nothing of the run is left behind.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -36,6 +37,11 @@ fn quick_benchmark_prints_figures_and_cleans_up() {
         "images import --no-unpack 10 MiB/8 layers, median of 3",
         "20 metadata ops via ctr",
         "20 metadata ops via gRPC in-process",
+        "images import (unpack to overlayfs) 10 MiB/10 layers, median of 3",
+        "snapshot prepare+rm via ctr (2 processes), median of 10",
+        "snapshot prepare+rm via ctr (2 processes), p90 of 10",
+        "snapshot Prepare+Remove via gRPC in-process, median of 10",
+        "snapshot Prepare+Remove via gRPC in-process, p90 of 10",
         "idle RSS after start-up",
         "idle RSS after the workload",
     ] {

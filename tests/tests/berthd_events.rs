@@ -175,7 +175,10 @@ fn ctr_events_sees_decoded_create_and_delete_events() {
         .collect();
     assert!(undecoded.is_empty(), "undecoded lines: {undecoded:?}");
     let complaints = events.stderr();
-    assert!(complaints.trim().is_empty(), "ctr events complained: {complaints}");
+    assert!(
+        complaints.trim().is_empty(),
+        "ctr events complained: {complaints}"
+    );
 
     // The filtered subscriber saw its namespace's image events and nothing else.
     filtered.wait_for(WAIT, |e| is(e, "ev-images", "/images/delete"));

@@ -19,27 +19,11 @@ use berth_tests::image::{busybox_oci_tar, media_type, sha256_digest, BUSYBOX_PAT
 use berth_tests::store::{content_digests, content_labels, row};
 use snapshots::snapshots_client::SnapshotsClient;
 use snapshots_support::{
-    assert_no_mounts, image_blobs, snapshot_dirs, wait_for_collection, Mounted,
+    assert_no_mounts, hold, image_blobs, ls, sn_args, snapshot_dirs, wait_for_collection, Mounted,
 };
 
 const NS: &str = "snap";
 const IMAGE: &str = "docker.io/berth/snap-busybox:1";
-
-/// `ctr snapshots ls` as key to (parent, kind); keys here have no spaces.
-fn ls(ctr: &Ctr) -> BTreeMap<String, (String, String)> {
-    ctr.ok(&["snapshots", "ls"])
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            match cols.as_slice() {
-                [key, kind] => (key.to_string(), (String::new(), kind.to_string())),
-                [key, parent, kind] => (key.to_string(), (parent.to_string(), kind.to_string())),
-                _ => panic!("unexpected ctr snapshots ls row {l:?}"),
-            }
-        })
-        .collect()
-}
 
 /// `ctr snapshots info KEY`, parsed.
 fn info(ctr: &Ctr, key: &str) -> serde_json::Value {
@@ -152,7 +136,14 @@ fn busybox_unpacks_and_ctr_snapshots_behave_like_containerd() {
     }
     assert_no_mounts(&berthd);
 
-    // A view is read-only and mounts as the busybox tree.
+    // A view is read-only and mounts as the busybox tree. (A lease holds it: ctr gives views
+    // no gc.root label, so a collection scheduled by an earlier delete could remove it.)
+    ctr.ok(&["leases", "create", "--id", "views", "-x", "0"]);
+    let rt = runtime();
+    let grpc = rt
+        .block_on(Grpc::connect(&berthd.address))
+        .expect("connect");
+    rt.block_on(hold(&grpc, NS, "views", "overlayfs", "look"));
     ctr.ok(&["snapshots", "view", "look", &chain]);
     assert_eq!(ls(&ctr)["look"], (chain.clone(), "View".into()));
     {
@@ -174,7 +165,11 @@ fn busybox_unpacks_and_ctr_snapshots_behave_like_containerd() {
     // (ctr drops the diff's lease after, which schedules a collection: from here on, only
     // snapshots ctr labels gc.root or the image holds may exist.)
     let raw = ctr.run(&["snapshots", "diff", "work"]);
-    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
     assert_eq!(
         tar_entries(&raw.stdout),
         [("newfile".to_string(), b"hello\n".to_vec())]
@@ -190,9 +185,21 @@ fn busybox_unpacks_and_ctr_snapshots_behave_like_containerd() {
         tree.lines().position(|l| l.trim() == chain),
         tree.lines().position(|l| l.contains("\\_ layer2")),
     );
-    assert!(matches!((top, child), (Some(t), Some(c)) if t < c), "{tree}");
+    assert!(
+        matches!((top, child), (Some(t), Some(c)) if t < c),
+        "{tree}"
+    );
     let err = ctr.fails(&["snapshots", "rm", &chain]);
     assert!(err.contains("failed precondition"), "{err}");
+
+    // Committing onto a taken name is refused and loses nothing; keys may hold spaces.
+    ctr.ok(&["snapshots", "prepare", "key with spaces", &chain]);
+    let err = ctr.fails(&["snapshots", "commit", "layer2", "key with spaces"]);
+    assert!(err.contains("already exists"), "{err}");
+    let i = info(&ctr, "key with spaces");
+    assert_eq!(i["Kind"], "Active");
+    assert_eq!(i["Parent"], chain.as_str());
+    ctr.ok(&["snapshots", "rm", "key with spaces"]);
 
     // Labels: set, change, and clear with an empty value.
     ctr.ok(&["snapshots", "label", "layer2", "a=1", "b=2"]);
@@ -240,6 +247,13 @@ fn diff_of_a_prepared_snapshot_holds_exactly_its_changes() {
     wait_for_collection(&berthd.root, &image_blobs(&image));
     let chain = image.diff_ids[0].clone();
     ctr.ok(&["snapshots", "prepare", "changed", &chain]);
+    let rt = runtime();
+    let grpc = rt
+        .block_on(Grpc::connect(&berthd.address))
+        .expect("connect");
+    // The diff's lease holds the view of the parent too (see `hold`).
+    ctr.ok(&["leases", "create", "--id", "diff-hold", "-x", "0"]);
+    rt.block_on(hold(&grpc, NS, "diff-hold", "overlayfs", "base"));
     ctr.ok(&["snapshots", "view", "base", &chain]);
     {
         let m = Mounted::by_hand(
@@ -254,11 +268,6 @@ fn diff_of_a_prepared_snapshot_holds_exactly_its_changes() {
     }
     assert_no_mounts(&berthd);
 
-    let rt = runtime();
-    let grpc = rt
-        .block_on(Grpc::connect(&berthd.address))
-        .expect("connect");
-    ctr.ok(&["leases", "create", "--id", "diff-hold", "-x", "0"]);
     let (desc, blob) = rt.block_on(async {
         let left = grpc_mounts(&grpc, "base").await;
         let right = grpc_mounts(&grpc, "changed").await;
@@ -280,7 +289,9 @@ fn diff_of_a_prepared_snapshot_holds_exactly_its_changes() {
             .into_inner()
             .diff
             .expect("diff descriptor");
-        let blob = read_blob(&grpc, NS, &desc.digest).await.expect("read layer");
+        let blob = read_blob(&grpc, NS, &desc.digest)
+            .await
+            .expect("read layer");
         (desc, blob)
     });
     assert_eq!(desc.media_type, media_type::OCI_LAYER);
@@ -295,14 +306,77 @@ fn diff_of_a_prepared_snapshot_holds_exactly_its_changes() {
     let labels = content_labels(&ctr);
     let got = &labels[&desc.digest];
     assert!(
-        got.contains(&format!("containerd.io/uncompressed={}", desc.digest)) && got.contains("test=diff"),
+        got.contains(&format!("containerd.io/uncompressed={}", desc.digest))
+            && got.contains("test=diff"),
         "{got}"
     );
 
-    // The lease held the layer; without it the next collection removes it.
+    // The lease held the layer and the view; without it the next collection removes both. The
+    // prepared snapshot stays: ctr labels what it prepares gc.root.
     ctr.ok(&["leases", "rm", "diff-hold"]);
     collect_garbage(&ctr);
     assert!(!content_digests(&ctr).contains(&desc.digest));
-    ctr.ok(&["snapshots", "rm", "changed", "base"]);
+    let err = ctr.fails(&["snapshots", "info", "base"]);
+    assert!(err.contains("not found"), "{err}");
+    ctr.ok(&["snapshots", "rm", "changed"]);
+    assert_no_mounts(&berthd);
+}
+
+/// The same with `--snapshotter native`: the image unpacks there (and only there), a prepared
+/// snapshot mounts by hand as a bind mount of a full copy, and its diff is just the change.
+#[test]
+fn native_snapshots_unpack_mount_and_diff() {
+    let Some(berthd) = e2e::berthd_with_busybox() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("work dir");
+    let tar = work.path().join("busybox.tar");
+    let image = busybox_oci_tar(&tar, IMAGE).expect("busybox image");
+    let ctr = berthd.ctr(NS);
+    let tar_arg = tar.to_str().expect("utf-8 path");
+    ctr.ok(&["images", "import", "--snapshotter", "native", tar_arg]);
+    let chain = image.diff_ids[0].clone();
+    let native = ctr.ok(&sn_args("native", &["ls"]));
+    assert!(
+        row(&native, &chain).is_some_and(|r| r.trim_end().ends_with("Committed")),
+        "{native}"
+    );
+    assert_eq!(
+        ctr.ok(&["snapshots", "ls"]).lines().count(),
+        1,
+        "nothing in overlayfs"
+    );
+    assert!(content_labels(&ctr)[&image.config_digest]
+        .contains(&format!("containerd.io/gc.ref.snapshot.native={chain}")));
+
+    ctr.ok(&sn_args("native", &["prepare", "work", &chain]));
+    let mounts = ctr.ok(&sn_args("native", &["mounts", "/target", "work"]));
+    assert!(mounts.starts_with("mount -t bind "), "{mounts}");
+    {
+        let m = Mounted::by_hand(
+            &ctr,
+            "native",
+            &berthd.temp_dir().join("mnt-native"),
+            "work",
+        );
+        assert_eq!(
+            std::fs::read(m.path().join("bin/busybox")).expect("busybox"),
+            std::fs::read(BUSYBOX_PATH).expect("host busybox")
+        );
+        std::fs::write(m.path().join("newfile"), "native\n").expect("write");
+    }
+    assert_no_mounts(&berthd);
+    let raw = ctr.run(&sn_args("native", &["diff", "work"]));
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        tar_entries(&raw.stdout),
+        [("newfile".to_string(), b"native\n".to_vec())]
+    );
+    ctr.ok(&sn_args("native", &["rm", "work"]));
+    assert_eq!(snapshot_dirs(&berthd.root, "native").len(), 1);
     assert_no_mounts(&berthd);
 }

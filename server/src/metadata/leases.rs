@@ -58,6 +58,8 @@ pub fn validate_resource(r: &Resource) -> Result<()> {
     Ok(())
 }
 
+/// An empty id gets a generated one, as containerd's lease service does (`ctr leases create`
+/// sends none).
 pub fn create(m: &Meta, ns: &str, id: &str, labels: Labels) -> Result<LeaseRec> {
     let id = if id.is_empty() {
         generate_id()

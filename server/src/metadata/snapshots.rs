@@ -45,6 +45,20 @@ pub fn split_backend_key(k: &str) -> Option<(&str, &str)> {
     k.split_once('/')
 }
 
+/// A backend's error as the namespace sees it: backends name snapshots by backend key
+/// (`"ns/key"`), which is an internal detail, so the namespace prefix is taken out of the
+/// message; one that does not name the snapshot gets it in front.
+fn backend_error(ns: &str, key: &str, e: berth_snapshotter::Error) -> Error {
+    let mut e = Error::from(e);
+    e.msg = e.msg.replace(&format!("\"{ns}/"), "\"");
+    let named = format!("{key:?}");
+    if e.msg.contains(&named) {
+        e
+    } else {
+        e.context(format!("snapshot {named}"))
+    }
+}
+
 fn check_key(what: &str, key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::invalid(format!("snapshot {what} must not be empty")));
@@ -124,7 +138,7 @@ fn create(
         } else {
             s.prepare(&bk, bp.as_deref(), labels)
         }
-        .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))?;
+        .map_err(|e| backend_error(ns, key, e))?;
         add_to_lease(m, ns, lease, s.name(), key)?;
         mounts
     };
@@ -170,7 +184,7 @@ pub fn mounts(m: &Meta, ns: &str, sn: &str, key: &str) -> Result<Vec<Mount>> {
     check_key("key", key)?;
     snapshotter(m, sn)?
         .mounts(&backend_key(ns, key))
-        .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))
+        .map_err(|e| backend_error(ns, key, e))
 }
 
 pub fn commit(
@@ -190,7 +204,7 @@ pub fn commit(
         let _w = m.db.write_lock();
         check_lease(m, ns, lease)?;
         s.commit(&backend_key(ns, name), &backend_key(ns, key), labels)
-            .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))?;
+            .map_err(|e| backend_error(ns, key, e))?;
         add_to_lease(m, ns, lease, s.name(), name)?;
     }
     m.events.publish(
@@ -211,7 +225,7 @@ pub fn remove(m: &Meta, ns: &str, sn: &str, key: &str) -> Result<()> {
     {
         let _w = m.db.write_lock();
         s.remove(&backend_key(ns, key))
-            .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))?;
+            .map_err(|e| backend_error(ns, key, e))?;
     }
     m.events.publish(
         ns,
@@ -221,14 +235,15 @@ pub fn remove(m: &Meta, ns: &str, sn: &str, key: &str) -> Result<()> {
             snapshotter: s.name().into(),
         },
     );
-    Ok(())
+    // The layer's tree goes with the collector's cleanup, soon after.
+    m.gc.after_delete(m, false)
 }
 
 pub fn stat(m: &Meta, ns: &str, sn: &str, key: &str) -> Result<Info> {
     check_key("key", key)?;
     let i = snapshotter(m, sn)?
         .stat(&backend_key(ns, key))
-        .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))?;
+        .map_err(|e| backend_error(ns, key, e))?;
     Ok(ns_view(ns, i))
 }
 
@@ -245,9 +260,7 @@ pub fn update(
     identifiers::validate_labels(&labels)?;
     let s = snapshotter(m, sn)?;
     let bk = backend_key(ns, key);
-    let cur = s
-        .stat(&bk)
-        .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))?;
+    let cur = s.stat(&bk).map_err(|e| backend_error(ns, key, e))?;
     let mut next = cur.labels.clone();
     if paths.is_empty() {
         next = labels;
@@ -268,7 +281,7 @@ pub fn update(
     let _w = m.db.write_lock();
     let i = s
         .update(&bk, next, &[])
-        .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))?;
+        .map_err(|e| backend_error(ns, key, e))?;
     Ok(ns_view(ns, i))
 }
 
@@ -276,7 +289,7 @@ pub fn usage(m: &Meta, ns: &str, sn: &str, key: &str) -> Result<Usage> {
     check_key("key", key)?;
     snapshotter(m, sn)?
         .usage(&backend_key(ns, key))
-        .map_err(|e| Error::from(e).context(format!("snapshot {key:?}")))
+        .map_err(|e| backend_error(ns, key, e))
 }
 
 /// The namespace's snapshots in one backend.

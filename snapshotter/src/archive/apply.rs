@@ -14,6 +14,7 @@ use nix::unistd::{fchownat, Gid, Uid};
 use tar::EntryType;
 
 use super::entry::{owner, Kind, Pax};
+use super::lowers::Lowers;
 use super::meter::{Ctl, Meter, Trip, HEADER_BUDGET};
 use super::root::{clean, clear_opaque, remove_all_at, Root};
 use super::sys::{is_dir, lstat_at, open_dir_at, os, set_xattr, XattrTarget};
@@ -31,7 +32,20 @@ use crate::{Error, Result};
 /// over `limits` ResourceExhausted. On error the target is left partly applied: callers apply
 /// into a fresh snapshot and drop it on failure.
 pub fn apply(root: &Path, tar: impl Read, mode: WhiteoutMode, limits: &Limits) -> Result<Applied> {
-    let target = Root::open(root)?;
+    apply_over(root, &[], tar, mode, limits)
+}
+
+/// [`apply`] into an overlay upperdir `root` over the layers `lowers` (its lowerdirs, topmost
+/// first): a directory the layer needs but `root` lacks is created with the mode, owner and
+/// times the lower layers give it, so the merged view keeps them (see `lowers.rs`).
+pub fn apply_over(
+    root: &Path,
+    lowers: &[&Path],
+    tar: impl Read,
+    mode: WhiteoutMode,
+    limits: &Limits,
+) -> Result<Applied> {
+    let target = Root::open(root)?.with_lowers(Lowers::open(lowers)?);
     let mut meter = Meter::new(tar, limits.max_bytes);
     let ctl = meter.ctl();
     let mut applier = Applier {

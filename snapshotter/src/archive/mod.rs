@@ -12,12 +12,13 @@ mod apply;
 mod compress;
 mod diff;
 mod entry;
+mod lowers;
 mod meter;
 mod root;
 mod sys;
 mod tarw;
 
-pub use apply::apply;
+pub use apply::{apply, apply_over};
 pub use compress::{compression_for, decompress, Compression};
 pub use diff::write_diff;
 

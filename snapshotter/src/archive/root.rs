@@ -13,6 +13,7 @@ use nix::fcntl::{readlinkat, OFlag};
 use nix::sys::stat::{fchmod, mkdirat, FileStat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
+use super::lowers::Lowers;
 use super::sys::{is_dir, kind, list_dir, lstat_at, open_dir_at, open_dir_in_root, owned};
 use crate::{Error, Result};
 
@@ -40,6 +41,8 @@ pub(crate) fn clean(name: &[u8]) -> Vec<&[u8]> {
 /// The directory every effect of one apply stays inside.
 pub(crate) struct Root {
     fd: OwnedFd,
+    /// Where directories created on the way take their attributes from (overlay upperdirs).
+    lowers: Lowers,
 }
 
 impl Root {
@@ -48,7 +51,15 @@ impl Root {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::open(path, flags, Mode::empty())
             .map_err(|e| Error::io(format!("open layer target {}", path.display()), e.into()))?;
-        Ok(Root { fd: owned(fd) })
+        Ok(Root {
+            fd: owned(fd),
+            lowers: Lowers::default(),
+        })
+    }
+
+    /// The same root, creating missing directories with the attributes `lowers` give them.
+    pub(crate) fn with_lowers(self, lowers: Lowers) -> Root {
+        Root { lowers, ..self }
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
@@ -73,6 +84,8 @@ impl Root {
     /// `missing/../etc` means `etc` as it does for containerd.
     fn walk(&self, comps: &[&[u8]], create: bool) -> nix::Result<OwnedFd> {
         let mut stack = vec![self.fd.try_clone().map_err(io_errno)?];
+        // The resolved path of `stack`'s top below the root, for [`Lowers::copy_attrs`].
+        let mut names: Vec<Vec<u8>> = Vec::new();
         let mut pending: VecDeque<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
         let mut links = 0;
         while let Some(c) = pending.pop_front() {
@@ -81,6 +94,7 @@ impl Root {
                 b".." => {
                     if stack.len() > 1 {
                         stack.pop();
+                        names.pop();
                     }
                     continue;
                 }
@@ -88,7 +102,10 @@ impl Root {
             }
             let top = stack.last().expect("the root is never popped").as_fd();
             match lstat_at(top, &c)? {
-                Some(st) if is_dir(&st) => stack.push(open_dir_at(top, &c)?),
+                Some(st) if is_dir(&st) => {
+                    stack.push(open_dir_at(top, &c)?);
+                    names.push(c);
+                }
                 Some(st) if kind(&st) == SFlag::S_IFLNK => {
                     links += 1;
                     if links > MAX_LINKS {
@@ -98,6 +115,7 @@ impl Root {
                     let target = target.into_vec();
                     if target.starts_with(b"/") {
                         stack.truncate(1);
+                        names.clear();
                     }
                     for part in clean_link(&target).into_iter().rev() {
                         pending.push_front(part.to_vec());
@@ -116,9 +134,11 @@ impl Root {
                         Err(e) => return Err(e),
                     };
                     let fd = open_dir_at(top, &c)?;
+                    names.push(c);
                     if created {
                         // The umask must not narrow the default.
                         fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o755))?;
+                        self.lowers.copy_attrs(&names, &fd)?;
                     }
                     stack.push(fd);
                 }

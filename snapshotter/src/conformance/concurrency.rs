@@ -90,6 +90,8 @@ pub fn concurrent_prepares_other_keys(f: Factory) {
     // base plus three commits per thread (rounds 0, 2, 4).
     assert_eq!(all.len(), 1 + THREADS * 3);
     assert!(all.iter().all(|i| i.kind == Kind::Committed));
+    // Removed snapshots' trees wait for cleanup (as containerd's collector removes them).
+    sn.cleanup().must("cleanup");
     assert_eq!(temp_leftovers(&env), Vec::<String>::new());
 }
 

@@ -177,7 +177,16 @@ impl Store {
             self.apply(batch)?;
             rec
         };
-        remove_dir_logged(&self.dir(rec.id));
+        // The tree itself goes with the next cleanup(), as containerd's collector removes
+        // snapshot directories after the record: a rename answers the caller at once, however
+        // big the layer. A crash before the rename leaves an unrecorded id, which cleanup()
+        // takes too.
+        let dir = self.dir(rec.id);
+        let doomed = self.snapshots.join(format!("rm-{}", rec.id));
+        if let Err(e) = std::fs::rename(&dir, &doomed) {
+            tracing::warn!("rename {} for removal: {e}", dir.display());
+            remove_dir_logged(&dir);
+        }
         Ok(Snapshot {
             id: rec.id,
             kind: rec.kind(),

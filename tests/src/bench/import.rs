@@ -1,6 +1,7 @@
 //! `ctr images import` of one generated multi-layer tarball into each daemon, several runs, the
 //! median reported. Each run imports into a namespace of its own, so nothing is deduplicated
-//! against an earlier run; the image and its blobs are removed (`rm --sync`) after each timing.
+//! against an earlier run; the image and its blobs are removed (`rm --sync`) after each timing,
+//! and so are its snapshots when the import unpacks (see `unpack` for the checks around that).
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,8 @@ use super::daemons::Side;
 use super::interrupt;
 use super::report::{median, seconds, Measure, Row, Target};
 use super::section::{Bench, Section, SectionReport};
-use crate::image::generated_image_tar;
+use super::unpack;
+use crate::image::{generated_image_tar, ImageInfo};
 
 /// Limit for one import: generous, a slow disk must not fail the benchmark.
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(900);
@@ -21,8 +23,9 @@ const SEED: u64 = 20_260_101;
 
 pub struct Import {
     pub name: &'static str,
-    /// Flags for `ctr images import` (`--no-unpack` for the content-only import).
-    pub ctr_flags: &'static [&'static str],
+    /// Whether the import unpacks the layers into snapshots (ctr's default snapshotter,
+    /// overlayfs) or only stores the content (`--no-unpack`).
+    pub unpack: bool,
     pub mib: u64,
     pub layers: usize,
     pub runs: usize,
@@ -34,6 +37,15 @@ impl Import {
         format!("docker.io/berth/bench-{}:{}mib", self.name, self.mib)
     }
 
+    /// How the import is shown in the summary and the table.
+    fn what(&self) -> &'static str {
+        if self.unpack {
+            "images import (unpack to overlayfs)"
+        } else {
+            "images import --no-unpack"
+        }
+    }
+
     /// One timed import into a fresh namespace, then the cleanup that keeps the next run honest.
     fn once(
         &self,
@@ -41,12 +53,15 @@ impl Import {
         side: Side,
         run: usize,
         tarball: &str,
+        info: &ImageInfo,
     ) -> anyhow::Result<Duration> {
         let namespace = format!("bench-{}-{run}", self.name);
         let daemons = bench.daemons;
         let ctr = daemons.ctr(side, &namespace, IMPORT_TIMEOUT);
         let mut args = vec!["images", "import"];
-        args.extend_from_slice(self.ctr_flags);
+        if !self.unpack {
+            args.push("--no-unpack");
+        }
         args.push(tarball);
         let (elapsed, _) = ctr.run(&args)?;
 
@@ -58,13 +73,16 @@ impl Import {
             "{}: image {name} not listed after import: {listed:?}",
             side.label()
         );
-        ctr.ok(&["images", "rm", "--sync", &name])?;
-        if let Err(err) = ctr.ok(&["namespaces", "rm", &namespace]) {
-            eprintln!(
-                "bench: {}: namespace {namespace} not removed: {err:#}",
-                side.label()
-            );
+        if self.unpack {
+            // A daemon that skipped the unpack must not win the race.
+            unpack::check_chain(&ctr, side, info, self.mib << 20)?;
         }
+        ctr.ok(&["images", "rm", "--sync", &name])?;
+        // The next run must unpack from scratch, and containerd refuses to remove a namespace
+        // that still holds snapshots.
+        unpack::wait_until_no_snapshots(&ctr, side)?;
+        ctr.ok(&["namespaces", "rm", &namespace])
+            .with_context(|| format!("{}: remove namespace {namespace}", side.label()))?;
         Ok(elapsed)
     }
 }
@@ -76,11 +94,8 @@ impl Section for Import {
 
     fn summary(&self) -> String {
         format!(
-            "ctr images import {}of a {} MiB image in {} layers, median of {}",
-            self.ctr_flags
-                .iter()
-                .map(|f| format!("{f} "))
-                .collect::<String>(),
+            "ctr {} of a {} MiB image in {} layers, median of {}",
+            self.what(),
             self.mib,
             self.layers,
             self.runs
@@ -107,7 +122,7 @@ impl Section for Import {
         for run in 0..self.runs {
             for side in Side::order(run) {
                 interrupt::check()?;
-                let t = self.once(bench, side, run, tarball)?;
+                let t = self.once(bench, side, run, tarball, &info)?;
                 eprintln!(
                     "bench: {}: run {}/{} {}: {}",
                     self.name,
@@ -124,11 +139,8 @@ impl Section for Import {
         let [berth, containerd] = &times;
         let list = |v: &[Duration]| v.iter().map(|t| seconds(*t)).collect::<Vec<_>>().join(", ");
         let metric = format!(
-            "images import {}{} MiB/{} layers, median of {}",
-            self.ctr_flags
-                .iter()
-                .map(|f| format!("{f} "))
-                .collect::<String>(),
+            "{} {} MiB/{} layers, median of {}",
+            self.what(),
             self.mib,
             self.layers,
             self.runs

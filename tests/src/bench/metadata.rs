@@ -9,6 +9,9 @@
 mod ops;
 mod rpc;
 
+/// ctr's label timestamps, shared with the snapshot section's gRPC mirror.
+pub(super) use rpc::rfc3339_utc;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -6,18 +6,24 @@ use anyhow::{bail, Context};
 
 pub const USAGE: &str = "\
 usage: bench [--quick] [--only SECTION[,SECTION...]] [--ops N] [--import-mib N]
-             [--import-layers N] [--runs N] [--list] [--help]
+             [--import-layers N] [--unpack-mib N] [--unpack-layers N] [--snapshot-ops N]
+             [--runs N] [--list] [--help]
 
 Drives the same workload against berthd and Debian's containerd 1.6, both started on private
 temp paths in this run, and prints both figures and their ratio. Needs root, /usr/bin/ctr and
 /usr/bin/containerd; berthd comes from $BERTHD_BIN (scripts/bench sets it to a release build).
 
-  --quick              smoke mode: 20 metadata ops, a 10 MiB image, short settle times
+  --quick              smoke mode: 20 metadata ops, 10 MiB images, 10 snapshot pairs,
+                       short settle times
   --only LIST          run only these sections (see --list); idle RSS is always measured
   --ops N              metadata operations per view (default 1000)
   --import-mib N       size of the generated import image in MiB (default 200)
   --import-layers N    layers of the generated import image (default 8)
-  --runs N             import runs per daemon; the median is reported (default 3)
+  --unpack-mib N       size of the image imported with unpack in MiB (default 300)
+  --unpack-layers N    layers of the image imported with unpack (default 10)
+  --snapshot-ops N     snapshot prepare+remove pairs per view (default 100)
+  --runs N             import runs per daemon, with and without unpack; the median is
+                       reported (default 3)
   --list               list the sections and exit";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +34,9 @@ pub struct Options {
     pub ops: usize,
     pub import_mib: u64,
     pub import_layers: usize,
+    pub unpack_mib: u64,
+    pub unpack_layers: usize,
+    pub snapshot_ops: usize,
     pub runs: usize,
     /// How long daemons sit untouched before their idle RSS is read.
     pub settle: Duration,
@@ -49,6 +58,9 @@ impl Options {
             ops: 1000,
             import_mib: 200,
             import_layers: 8,
+            unpack_mib: 300,
+            unpack_layers: 10,
+            snapshot_ops: 100,
             runs: 3,
             settle: Duration::from_secs(3),
         }
@@ -59,6 +71,8 @@ impl Options {
             quick: true,
             ops: 20,
             import_mib: 10,
+            unpack_mib: 10,
+            snapshot_ops: 10,
             settle: Duration::from_millis(500),
             ..Options::full()
         }
@@ -113,15 +127,25 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Command> 
             "--ops" => options.ops = number("--ops", args.next())?,
             "--import-mib" => options.import_mib = number("--import-mib", args.next())?,
             "--import-layers" => options.import_layers = number("--import-layers", args.next())?,
+            "--unpack-mib" => options.unpack_mib = number("--unpack-mib", args.next())?,
+            "--unpack-layers" => options.unpack_layers = number("--unpack-layers", args.next())?,
+            "--snapshot-ops" => options.snapshot_ops = number("--snapshot-ops", args.next())?,
             "--runs" => options.runs = number("--runs", args.next())?,
             other => bail!("unknown argument {other:?}"),
         }
     }
-    if options.ops == 0 || options.runs == 0 || options.import_layers == 0 {
-        bail!("--ops, --runs and --import-layers must be at least 1");
+    if options.ops == 0
+        || options.runs == 0
+        || options.import_layers == 0
+        || options.unpack_layers == 0
+        || options.snapshot_ops == 0
+    {
+        bail!(
+            "--ops, --runs, --import-layers, --unpack-layers and --snapshot-ops must be at least 1"
+        );
     }
-    if options.import_mib == 0 {
-        bail!("--import-mib must be at least 1");
+    if options.import_mib == 0 || options.unpack_mib == 0 {
+        bail!("--import-mib and --unpack-mib must be at least 1");
     }
     Ok(Command::Run(options))
 }
@@ -142,6 +166,11 @@ mod tests {
         assert_eq!(run(&[]), Options::full());
         let quick = run(&["--quick"]);
         assert_eq!((quick.ops, quick.import_mib), (20, 10));
+        assert_eq!((quick.unpack_mib, quick.snapshot_ops), (10, 10));
+        assert_eq!(
+            run(&["--snapshot-ops", "7", "--unpack-layers", "3"]).snapshot_ops,
+            7
+        );
         // An explicit flag wins over --quick, on either side of it.
         assert_eq!(run(&["--ops", "50", "--quick"]).ops, 50);
         let only = run(&["--only", "metadata, import"]);
@@ -155,6 +184,8 @@ mod tests {
             &["--ops"][..],
             &["--ops", "many"],
             &["--ops", "0"],
+            &["--snapshot-ops", "0"],
+            &["--unpack-mib", "0"],
             &["--only", ","],
             &["--frobnicate"],
         ] {

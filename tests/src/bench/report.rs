@@ -174,6 +174,19 @@ pub fn median(values: &[Duration]) -> Option<Duration> {
     }
 }
 
+/// The `p`-th percentile of `values` by nearest rank: the smallest value that at least `p`% of
+/// them do not exceed (p90 of 1..=100 is 90).
+pub fn percentile(values: &[Duration], p: f64) -> Option<Duration> {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = (p / 100.0 * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +251,16 @@ mod tests {
             median(&[ms(4), ms(1), ms(2), ms(3)]),
             Some(Duration::from_micros(2500))
         );
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let hundred: Vec<Duration> = (1..=100).rev().map(ms).collect();
+        assert_eq!(percentile(&hundred, 90.0), Some(ms(90)));
+        assert_eq!(percentile(&hundred, 50.0), Some(ms(50)));
+        assert_eq!(percentile(&hundred, 100.0), Some(ms(100)));
+        assert_eq!(percentile(&[ms(7)], 90.0), Some(ms(7)));
+        assert_eq!(percentile(&[ms(1), ms(2), ms(3)], 90.0), Some(ms(3)));
+        assert_eq!(percentile(&[], 90.0), None);
     }
 }

@@ -1,7 +1,5 @@
 //! A section is one comparison (import, metadata operations, ...) run against both daemons.
-//! Sections are listed in one place so that later ones (issue 3: import with unpack of ~300 MiB
-//! in 10 layers, target 1.5x; snapshot prepare+remove, median of 100, target 2x) plug in next to
-//! the existing ones and get `--only`, the table and cleanup for free.
+//! Sections are listed in one place, so each gets `--only`, the table and cleanup for free.
 
 use std::path::Path;
 
@@ -10,6 +8,7 @@ use super::import::Import;
 use super::metadata::Metadata;
 use super::options::Options;
 use super::report::{Row, Target};
+use super::snapshots::Snapshots;
 
 /// What a section gets to work with (its sizes come from the options when it is listed).
 pub struct Bench<'a> {
@@ -36,6 +35,10 @@ pub trait Section {
 
 /// Issue 2's target for metadata operations: Berth at least twice as fast.
 pub const METADATA_TARGET: Target = Target::AtLeast(2.0);
+/// Issue 3's target for `ctr images import` with unpack: Berth at least 1.5 times as fast.
+pub const UNPACK_TARGET: Target = Target::AtLeast(1.5);
+/// Issue 3's target for snapshot prepare+remove: Berth at least twice as fast.
+pub const SNAPSHOT_TARGET: Target = Target::AtLeast(2.0);
 /// Issue 2's target for idle memory: at most a third of containerd's.
 pub const RSS_TARGET: Target = Target::AtMost(1.0 / 3.0);
 
@@ -44,7 +47,7 @@ pub fn all(options: &Options) -> Vec<Box<dyn Section>> {
     vec![
         Box::new(Import {
             name: "import",
-            ctr_flags: &["--no-unpack"],
+            unpack: false,
             mib: options.import_mib,
             layers: options.import_layers,
             runs: options.runs,
@@ -52,5 +55,16 @@ pub fn all(options: &Options) -> Vec<Box<dyn Section>> {
             target: None,
         }),
         Box::new(Metadata { ops: options.ops }),
+        Box::new(Import {
+            name: "unpack",
+            unpack: true,
+            mib: options.unpack_mib,
+            layers: options.unpack_layers,
+            runs: options.runs,
+            target: Some(UNPACK_TARGET),
+        }),
+        Box::new(Snapshots {
+            ops: options.snapshot_ops,
+        }),
     ]
 }

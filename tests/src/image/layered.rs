@@ -6,9 +6,14 @@
 //! the code under test. The model refuses (panics on) descriptions whose outcome depends on
 //! unspecified behaviour: a missing parent directory, or a hard link to another layer's file.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod model;
+mod tree;
+
+pub use model::expected_tree;
+pub use tree::{tree_diff, walk_tree, Node, NodeKind, Tree};
+
+use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -163,7 +168,13 @@ pub fn layer_tar(ops: &[Op], mtime: u64) -> anyhow::Result<Vec<u8>> {
                 uid,
                 gid,
             } => {
-                let mut h = header(EntryType::Regular, *mode, (*uid, *gid), data.len() as u64, mtime);
+                let mut h = header(
+                    EntryType::Regular,
+                    *mode,
+                    (*uid, *gid),
+                    data.len() as u64,
+                    mtime,
+                );
                 b.append_data(&mut h, path, data.as_slice())
                     .with_context(|| format!("tar file {path:?}"))?;
                 files.insert(path, (*mode, (*uid, *gid)));
@@ -257,444 +268,42 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
-/// What a path is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NodeKind {
-    Dir,
-    File { size: u64, sha256: String },
-    Symlink(String),
-    /// Anything else, by its `S_IFMT` bits (a visible whiteout device would land here).
-    Other(u32),
-}
-
-/// One path of a tree: what it is, its permission bits (with setuid, setgid and sticky), owner,
-/// mtime (files and symlinks only: directory times depend on how a tree was built), and the
-/// other paths of the tree that are hard links to the same file, sorted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    pub kind: NodeKind,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: Option<i64>,
-    pub links: Vec<String>,
-}
-
-/// Relative path to node, the root itself excluded.
-pub type Tree = BTreeMap<String, Node>;
-
-/// Fills in `links` from groups of paths that share an inode.
-fn set_links(tree: &mut Tree, groups: impl IntoIterator<Item = Vec<String>>) {
-    for group in groups {
-        if group.len() < 2 {
-            continue;
-        }
-        for path in &group {
-            let mut others: Vec<String> = group.iter().filter(|p| *p != path).cloned().collect();
-            others.sort();
-            if let Some(node) = tree.get_mut(path) {
-                node.links = others;
-            }
-        }
-    }
-}
-
-/// Everything below `root` on disk, without following symlinks.
-pub fn walk_tree(root: &Path) -> anyhow::Result<Tree> {
-    let mut tree = Tree::new();
-    let mut inodes: HashMap<(u64, u64), Vec<String>> = HashMap::new();
-    let mut pending = vec![String::new()];
-    while let Some(rel) = pending.pop() {
-        let dir = root.join(&rel);
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
-            let entry = entry.with_context(|| format!("list {}", dir.display()))?;
-            let name = entry
-                .file_name()
-                .into_string()
-                .map_err(|n| anyhow::anyhow!("non-utf-8 name {n:?} in {}", dir.display()))?;
-            let path = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let full = entry.path();
-            let md = std::fs::symlink_metadata(&full)
-                .with_context(|| format!("stat {}", full.display()))?;
-            let ft = md.file_type();
-            let kind = if ft.is_dir() {
-                pending.push(path.clone());
-                NodeKind::Dir
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(&full)
-                    .with_context(|| format!("read link {}", full.display()))?;
-                NodeKind::Symlink(target.to_string_lossy().into_owned())
-            } else if ft.is_file() {
-                let data =
-                    std::fs::read(&full).with_context(|| format!("read {}", full.display()))?;
-                inodes
-                    .entry((md.dev(), md.ino()))
-                    .or_default()
-                    .push(path.clone());
-                NodeKind::File {
-                    size: data.len() as u64,
-                    sha256: sha256_digest(&data),
-                }
-            } else {
-                NodeKind::Other(md.mode() & 0o170_000)
-            };
-            let mtime = (kind != NodeKind::Dir).then(|| md.mtime());
-            tree.insert(
-                path,
-                Node {
-                    kind,
-                    mode: md.mode() & 0o7777,
-                    uid: md.uid(),
-                    gid: md.gid(),
-                    mtime,
-                    links: Vec::new(),
-                },
-            );
-        }
-    }
-    set_links(&mut tree, inodes.into_values());
-    Ok(tree)
-}
-
-/// Human-readable differences between two trees; empty when they are equal.
-pub fn tree_diff(expected: &Tree, actual: &Tree) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, want) in expected {
-        match actual.get(path) {
-            None => out.push(format!("missing {path}: {want:?}")),
-            Some(got) if got != want => {
-                out.push(format!("differs {path}:\n  want {want:?}\n  got  {got:?}"))
-            }
-            Some(_) => {}
-        }
-    }
-    for (path, got) in actual {
-        if !expected.contains_key(path) {
-            out.push(format!("unexpected {path}: {got:?}"));
-        }
-    }
-    out
-}
-
-/// A file's content and metadata, shared by its hard links.
-struct Inode {
-    size: u64,
-    sha256: String,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
-}
-
-enum ModelKind {
-    Dir,
-    File(usize),
-    Symlink(String),
-}
-
-struct ModelNode {
-    kind: ModelKind,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
-}
-
-/// The OCI layer semantics, applied to an in-memory tree.
-#[derive(Default)]
-struct Model {
-    nodes: BTreeMap<String, ModelNode>,
-    inodes: Vec<Inode>,
-    /// Paths this layer wrote: a whiteout or opaque marker leaves them alone.
-    created: HashSet<String>,
-}
-
-fn parent_of(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(dir, _)| dir)
-}
-
-fn is_below(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
-}
-
-impl Model {
-    fn is_dir(&self, path: &str) -> bool {
-        path.is_empty() || matches!(self.nodes.get(path), Some(n) if matches!(n.kind, ModelKind::Dir))
-    }
-
-    fn need_parent(&self, path: &str) {
-        assert!(
-            self.is_dir(parent_of(path)),
-            "layered image: the parent of {path:?} is not a directory at that point"
-        );
-    }
-
-    fn remove(&mut self, path: &str) {
-        self.nodes.remove(path);
-        self.nodes.retain(|p, _| !is_below(p, path));
-    }
-
-    /// Hides every path below `dir` that this layer did not write.
-    fn clear_opaque(&mut self, dir: &str) {
-        let doomed: Vec<String> = self
-            .nodes
-            .keys()
-            .filter(|p| is_below(p, dir) && !self.created.contains(*p))
-            .cloned()
-            .collect();
-        for p in doomed {
-            self.remove(&p);
-        }
-    }
-
-    fn put(&mut self, path: &str, node: ModelNode) {
-        self.need_parent(path);
-        self.remove(path);
-        self.nodes.insert(path.to_string(), node);
-        self.created.insert(path.to_string());
-    }
-
-    fn apply(&mut self, op: &Op, mtime: i64) {
-        match op {
-            Op::File {
-                path,
-                data,
-                mode,
-                uid,
-                gid,
-            } => {
-                self.inodes.push(Inode {
-                    size: data.len() as u64,
-                    sha256: sha256_digest(data),
-                    mode: *mode,
-                    uid: *uid,
-                    gid: *gid,
-                    mtime,
-                });
-                let kind = ModelKind::File(self.inodes.len() - 1);
-                let node = ModelNode {
-                    kind,
-                    mode: *mode,
-                    uid: *uid,
-                    gid: *gid,
-                    mtime,
-                };
-                self.put(path, node);
-            }
-            Op::Dir {
-                path,
-                mode,
-                uid,
-                gid,
-            } => {
-                let node = ModelNode {
-                    kind: ModelKind::Dir,
-                    mode: *mode,
-                    uid: *uid,
-                    gid: *gid,
-                    mtime,
-                };
-                if self.is_dir(path) && !path.is_empty() {
-                    self.nodes.insert(path.clone(), node);
-                    self.created.insert(path.clone());
-                } else {
-                    self.put(path, node);
-                }
-            }
-            Op::Symlink {
-                path,
-                target,
-                uid,
-                gid,
-            } => {
-                let node = ModelNode {
-                    kind: ModelKind::Symlink(target.clone()),
-                    mode: 0o777,
-                    uid: *uid,
-                    gid: *gid,
-                    mtime,
-                };
-                self.put(path, node);
-            }
-            Op::HardLink { path, target } => {
-                let index = match self.nodes.get(target.as_str()) {
-                    Some(ModelNode {
-                        kind: ModelKind::File(i),
-                        ..
-                    }) if self.created.contains(target) => *i,
-                    _ => panic!("layered image: hard link {path:?} to {target:?}, which is not a file of the same layer"),
-                };
-                let ino = &self.inodes[index];
-                let node = ModelNode {
-                    kind: ModelKind::File(index),
-                    mode: ino.mode,
-                    uid: ino.uid,
-                    gid: ino.gid,
-                    mtime,
-                };
-                self.put(path, node);
-            }
-            Op::Delete { path } => {
-                self.need_parent(path);
-                if !self.created.contains(path) {
-                    self.remove(path);
-                } else if self.is_dir(path) {
-                    // What this layer wrote stays; a whiteout only hides lower layers.
-                    self.clear_opaque(path);
-                }
-            }
-            Op::Opaque { dir } => {
-                assert!(
-                    self.is_dir(dir),
-                    "layered image: opaque marker in {dir:?}, which is not a directory"
-                );
-                self.clear_opaque(dir);
-            }
-        }
-    }
-
-    fn tree(&self) -> Tree {
-        let mut tree = Tree::new();
-        let mut groups: HashMap<usize, Vec<String>> = HashMap::new();
-        for (path, n) in &self.nodes {
-            let node = match &n.kind {
-                ModelKind::Dir => Node {
-                    kind: NodeKind::Dir,
-                    mode: n.mode,
-                    uid: n.uid,
-                    gid: n.gid,
-                    mtime: None,
-                    links: Vec::new(),
-                },
-                ModelKind::Symlink(target) => Node {
-                    kind: NodeKind::Symlink(target.clone()),
-                    mode: n.mode,
-                    uid: n.uid,
-                    gid: n.gid,
-                    mtime: Some(n.mtime),
-                    links: Vec::new(),
-                },
-                ModelKind::File(i) => {
-                    groups.entry(*i).or_default().push(path.clone());
-                    let ino = &self.inodes[*i];
-                    Node {
-                        kind: NodeKind::File {
-                            size: ino.size,
-                            sha256: ino.sha256.clone(),
-                        },
-                        mode: ino.mode,
-                        uid: ino.uid,
-                        gid: ino.gid,
-                        mtime: Some(ino.mtime),
-                        links: Vec::new(),
-                    }
-                }
-            };
-            tree.insert(path.clone(), node);
-        }
-        set_links(&mut tree, groups.into_values());
-        tree
-    }
-}
-
-/// The tree that unpacking `layers` (bottom first) must produce.
-pub fn expected_tree(layers: &[LayerSpec]) -> Tree {
-    let mut model = Model::default();
-    for (index, spec) in layers.iter().enumerate() {
-        model.created.clear();
-        let mtime = i64::try_from(layer_mtime(index)).expect("layer mtimes fit in i64");
-        for op in &spec.ops {
-            model.apply(op, mtime);
-        }
-    }
-    model.tree()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn layers() -> Vec<LayerSpec> {
-        vec![
-            LayerSpec::plain(vec![
-                Op::dir("etc", 0o755),
-                Op::file("etc/a", "a1", 0o644),
-                Op::dir("d", 0o700).owner(5, 6),
-                Op::file("d/old", "old", 0o600),
-                Op::file("x", "x", 0o4755),
-                Op::hard_link("y", "x"),
-            ]),
-            LayerSpec::gzip(vec![
+    #[test]
+    fn tar_names_whiteouts_and_chain_ids() {
+        let tar = layer_tar(
+            &[
                 Op::file("etc/a", "a2", 0o640),
                 Op::delete("x"),
                 Op::dir("d", 0o750),
                 Op::file("d/new", "new", 0o644),
                 Op::opaque("d"),
                 Op::symlink("l", "etc/a"),
-            ]),
-        ]
-    }
-
-    #[test]
-    fn model_follows_whiteouts_opaque_dirs_and_links() {
-        let tree = expected_tree(&layers());
-        let names: Vec<&str> = tree.keys().map(String::as_str).collect();
-        assert_eq!(names, ["d", "d/new", "etc", "etc/a", "l", "y"]);
-        assert_eq!(tree["d"].mode, 0o750);
-        assert_eq!(tree["etc/a"].mode, 0o640);
-        assert_eq!(tree["y"].mode, 0o4755);
-        assert!(tree["y"].links.is_empty(), "x is gone, y stays alone");
-        assert_eq!(tree["l"].kind, NodeKind::Symlink("etc/a".into()));
-        assert_eq!(tree["l"].mtime, Some(layer_mtime(1) as i64));
-
-        let one = expected_tree(&layers()[..1]);
-        assert_eq!(one["x"].links, ["y"]);
-        assert_eq!(one["d"].uid, 5);
-    }
-
-    #[test]
-    fn tar_names_whiteouts_and_chain_ids() {
-        let tar = layer_tar(&layers()[1].ops, layer_mtime(1)).expect("layer");
+            ],
+            layer_mtime(1),
+        )
+        .expect("layer");
         let mut archive = tar::Archive::new(tar.as_slice());
         let names: Vec<String> = archive
             .entries()
             .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").display().to_string())
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
             .collect();
-        assert_eq!(names, ["etc/a", ".wh.x", "d/", "d/new", "d/.wh..wh..opq", "l"]);
+        assert_eq!(
+            names,
+            ["etc/a", ".wh.x", "d/", "d/new", "d/.wh..wh..opq", "l"]
+        );
         let ids = chain_ids(&["sha256:a".into(), "sha256:b".into()]);
         assert_eq!(ids[0], "sha256:a");
         assert_eq!(ids[1], sha256_digest(b"sha256:a sha256:b"));
-    }
-
-    #[test]
-    #[should_panic(expected = "not a directory")]
-    fn model_refuses_missing_parents() {
-        expected_tree(&[LayerSpec::plain(vec![Op::file("nodir/f", "", 0o644)])]);
-    }
-
-    #[test]
-    fn walks_a_real_tree() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
-        std::fs::write(dir.path().join("sub/f"), "hi").expect("write");
-        std::fs::hard_link(dir.path().join("sub/f"), dir.path().join("g")).expect("link");
-        std::os::unix::fs::symlink("sub/f", dir.path().join("s")).expect("symlink");
-        let tree = walk_tree(dir.path()).expect("walk");
-        let names: Vec<&str> = tree.keys().map(String::as_str).collect();
-        assert_eq!(names, ["g", "s", "sub", "sub/f"]);
-        assert_eq!(tree["g"].links, ["sub/f"]);
-        assert_eq!(tree["s"].kind, NodeKind::Symlink("sub/f".into()));
-        assert_eq!(
-            tree["sub/f"].kind,
-            NodeKind::File {
-                size: 2,
-                sha256: sha256_digest(b"hi")
-            }
-        );
     }
 }

@@ -5,19 +5,36 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_api::containerd::services::leases::v1 as leases;
 use berth_api::containerd::services::snapshots::v1 as snapshots;
-use berth_tests::grpc::{req, Grpc};
+use berth_tests::grpc::{req, runtime, Grpc};
 use berth_tests::harness::{mounts_under, Berthd, Ctr};
 use berth_tests::image::layered::{walk_tree, Tree};
 use berth_tests::image::ImageInfo;
 use berth_tests::store::blobs_on_disk;
 use nix::mount::{umount2, MntFlags};
 use snapshots::snapshots_client::SnapshotsClient;
+
+/// `ctr snapshots ls` as key to (parent, kind); keys here have no spaces.
+pub fn ls(ctr: &Ctr) -> BTreeMap<String, (String, String)> {
+    ctr.ok(&["snapshots", "ls"])
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            match cols.as_slice() {
+                [key, kind] => (key.to_string(), (String::new(), kind.to_string())),
+                [key, parent, kind] => (key.to_string(), (parent.to_string(), kind.to_string())),
+                _ => panic!("unexpected ctr snapshots ls row {l:?}"),
+            }
+        })
+        .collect()
+}
 
 /// `ctr snapshots --snapshotter SN` followed by `args`.
 pub fn sn_args<'a>(sn: &'a str, args: &[&'a str]) -> Vec<&'a str> {
@@ -63,6 +80,13 @@ impl Mounted {
         guard
     }
 
+    /// Guards a mount someone else makes at `target` (`ctr images mount`).
+    pub fn adopt(target: &Path) -> Mounted {
+        Mounted {
+            target: target.to_path_buf(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.target
     }
@@ -85,23 +109,82 @@ impl Drop for Mounted {
     }
 }
 
-/// The tree of the committed snapshot `parent`, through a view made, mounted and walked with
-/// ctr and the shell, then unmounted and removed.
-pub fn view_tree(berthd: &Berthd, ctr: &Ctr, sn: &str, parent: &str, view: &str) -> Tree {
-    ctr.ok(&sn_args(sn, &["view", view, parent]));
-    let target = berthd.temp_dir().join(format!("mnt-{view}"));
-    let tree = {
-        let mounted = Mounted::by_hand(ctr, sn, &target, view);
-        walk_tree(mounted.path()).expect("walk the mounted view")
-    };
-    assert!(mounts_under(&target).is_empty(), "view {view} still mounted");
-    std::fs::remove_dir(&target).expect("remove mount target");
-    ctr.ok(&sn_args(sn, &["rm", view]));
-    tree
+/// Adds the snapshot `key` of backend `sn` to `lease` (which must exist), through the Leases
+/// gRPC. A lease may name a snapshot before it exists: tests hold the views they make with
+/// `ctr snapshots view` this way first, because ctr gives views no gc.root label (unlike
+/// prepare and commit), so a collection scheduled by an earlier delete (`ctr images import`
+/// drops two leases on its way out) could otherwise remove a view while a test walks it, as
+/// it could with containerd.
+pub async fn hold(grpc: &Grpc, ns: &str, lease: &str, sn: &str, key: &str) {
+    grpc.leases()
+        .add_resource(req(
+            ns,
+            leases::AddResourceRequest {
+                id: lease.into(),
+                resource: Some(leases::Resource {
+                    id: key.into(),
+                    r#type: format!("snapshots/{sn}"),
+                }),
+            },
+        ))
+        .await
+        .expect("add snapshot to lease");
 }
 
-/// The numbered snapshot directories of backend `sn` under berthd's root.
-pub fn snapshot_dirs(root: &Path, sn: &str) -> BTreeSet<String> {
+/// Makes views of committed snapshots with ctr, mounts them the way a user would and walks
+/// them. Its views are held by a lease of their own (see [`hold`]).
+pub struct Viewer<'a> {
+    berthd: &'a Berthd,
+    ctr: Ctr,
+    rt: tokio::runtime::Runtime,
+    grpc: Grpc,
+}
+
+/// The lease that holds a [`Viewer`]'s views.
+pub const VIEW_LEASE: &str = "berth-tests-views";
+
+impl<'a> Viewer<'a> {
+    pub fn new(berthd: &'a Berthd, ns: &str) -> Viewer<'a> {
+        let ctr = berthd.ctr(ns);
+        ctr.ok(&["leases", "create", "--id", VIEW_LEASE, "-x", "0"]);
+        let rt = runtime();
+        let grpc = rt
+            .block_on(Grpc::connect(&berthd.address))
+            .expect("connect");
+        Viewer {
+            berthd,
+            ctr,
+            rt,
+            grpc,
+        }
+    }
+
+    /// The tree of the committed snapshot `parent`, through a view named `view` made with
+    /// `ctr snapshots view`, mounted by hand, walked, unmounted and removed.
+    pub fn tree(&self, sn: &str, parent: &str, view: &str) -> Tree {
+        let ns = self.ctr.namespace.clone();
+        self.rt
+            .block_on(hold(&self.grpc, &ns, VIEW_LEASE, sn, view));
+        self.ctr.ok(&sn_args(sn, &["view", view, parent]));
+        let target = self.berthd.temp_dir().join(format!("mnt-{view}"));
+        let tree = {
+            let mounted = Mounted::by_hand(&self.ctr, sn, &target, view);
+            walk_tree(mounted.path()).expect("walk the mounted view")
+        };
+        assert!(
+            mounts_under(&target).is_empty(),
+            "view {view} still mounted"
+        );
+        std::fs::remove_dir(&target).expect("remove mount target");
+        self.ctr.ok(&sn_args(sn, &["rm", view]));
+        tree
+    }
+}
+
+/// Everything in backend `sn`'s snapshot directory under berthd's root: layer directories
+/// (numbered) and any being built (`tmp-*`) or on their way out (`rm-*`, removed by the next
+/// collection).
+pub fn snapshot_entries(root: &Path, sn: &str) -> BTreeSet<String> {
     let dir = root.join("snapshots").join(sn).join("snapshots");
     match std::fs::read_dir(&dir) {
         Ok(entries) => entries
@@ -111,6 +194,14 @@ pub fn snapshot_dirs(root: &Path, sn: &str) -> BTreeSet<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
         Err(e) => panic!("list {}: {e}", dir.display()),
     }
+}
+
+/// The layer directories of backend `sn`: the numbered ones, one per snapshot.
+pub fn snapshot_dirs(root: &Path, sn: &str) -> BTreeSet<String> {
+    snapshot_entries(root, sn)
+        .into_iter()
+        .filter(|name| name.parse::<u64>().is_ok())
+        .collect()
 }
 
 /// Every snapshot of `sn` in namespace `ns`, through the Snapshots gRPC List.
