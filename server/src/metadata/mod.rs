@@ -61,6 +61,9 @@ impl Db {
         let tree = sled::Config::new()
             .path(dir)
             .cache_capacity(4 << 20)
+            // Every mutation flushes before it answers; sled's timer would only wake an idle
+            // daemon twice a second to sync nothing.
+            .flush_every_ms(None)
             .mode(sled::Mode::LowSpace)
             .open()
             .map_err(|e| Error::internal(format!("open metadata at {}: {e}", dir.display())))?;

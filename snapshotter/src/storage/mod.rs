@@ -79,7 +79,10 @@ impl Store {
         let meta = root.join("metadata");
         let db = sled::Config::new()
             .path(&meta)
-            .cache_capacity(8 << 20)
+            .cache_capacity(4 << 20)
+            // Every mutation flushes before it answers; sled's timer would only wake an idle
+            // daemon twice a second to sync nothing.
+            .flush_every_ms(None)
             .mode(sled::Mode::LowSpace)
             .open()
             .map_err(|e| {
