@@ -94,8 +94,10 @@ fn measure(
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             if options.quick { ", quick mode" } else { "" }
         ),
-        "both daemons log at debug level (the harness's setting); RSS is VmRSS of the daemon process"
-            .to_string(),
+        format!(
+            "both daemons log at level {} ($BERTH_TEST_LOG_LEVEL); RSS is VmRSS of the daemon process",
+            crate::harness::log_level()
+        ),
     ];
     let bench = Bench { daemons, work };
     let mut rows = Vec::new();

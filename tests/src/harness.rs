@@ -58,3 +58,9 @@ mod tests {
         assert_eq!(rss_kib(u32::MAX), 0);
     }
 }
+
+/// The log level both daemons run at: `$BERTH_TEST_LOG_LEVEL`, else debug (tests keep the
+/// detail for failures; the benchmark runs both at info, their default).
+pub fn log_level() -> String {
+    std::env::var("BERTH_TEST_LOG_LEVEL").unwrap_or_else(|_| "debug".into())
+}

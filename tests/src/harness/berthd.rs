@@ -54,7 +54,7 @@ impl Berthd {
             "--address".into(),
             address.clone().into(),
             "--log-level".into(),
-            "debug".into(),
+            super::log_level().into(),
         ];
         let bin = Self::binary();
         anyhow::ensure!(

@@ -82,7 +82,7 @@ impl Containerd {
              \n\
              [ttrpc]\n  address = {ttrpc}\n\
              \n\
-             [debug]\n  address = {debug}\n  level = \"debug\"\n\
+             [debug]\n  address = {debug}\n  level = \"{level}\"\n\
              \n\
              [metrics]\n  address = \"\"\n\
              \n\
@@ -93,6 +93,7 @@ impl Containerd {
             grpc = toml_str(&address),
             ttrpc = toml_str(&dir.join("containerd.sock.ttrpc")),
             debug = toml_str(&dir.join("debug.sock")),
+            level = super::log_level(),
             opt = toml_str(&dir.join("opt")),
         );
         std::fs::write(&config, text).with_context(|| format!("write {}", config.display()))?;
