@@ -48,6 +48,12 @@ pub fn skip_reason(binaries: &[&str]) -> Option<String> {
         .map(|b| format!("{b} is not installed"))
 }
 
+/// The log level both daemons run at: `$BERTH_TEST_LOG_LEVEL`, else debug (tests keep the
+/// detail for failures; the benchmark runs both at info, their default).
+pub fn log_level() -> String {
+    std::env::var("BERTH_TEST_LOG_LEVEL").unwrap_or_else(|_| "debug".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,10 +63,4 @@ mod tests {
         assert!(rss_kib(std::process::id()) > 0);
         assert_eq!(rss_kib(u32::MAX), 0);
     }
-}
-
-/// The log level both daemons run at: `$BERTH_TEST_LOG_LEVEL`, else debug (tests keep the
-/// detail for failures; the benchmark runs both at info, their default).
-pub fn log_level() -> String {
-    std::env::var("BERTH_TEST_LOG_LEVEL").unwrap_or_else(|_| "debug".into())
 }

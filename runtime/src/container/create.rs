@@ -1,0 +1,287 @@
+//! `create`: build the container up to the point where its init waits for `start`.
+//!
+//! The runtime forks the init process straight into a new pid namespace (unshare(CLONE_NEWPID) applies
+//! to children; the runtime restores its own pid namespace for children right after the fork). Everything
+//! else happens in the init, step by step with the runtime over the sync channel. The runtime process must
+//! be single-threaded when it calls this (the CLI is): fork copies only the calling thread.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::LinuxNamespaceType;
+
+use super::Container;
+use crate::cgroups::{self, Cgroup};
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::namespaces::{self, Plan};
+use crate::process::init::{self, InitArgs};
+use crate::process::procfs;
+use crate::spec::load_bundle;
+use crate::state::{State, EXEC_FIFO};
+use crate::status::ContainerStatus;
+use crate::sync::{Channel, Message};
+use crate::tty;
+use crate::util::{rfc3339_now, validate_id, write_atomic};
+use crate::validate::validate;
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub root: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+/// Undoes a half-built container when create fails: the init, the cgroups, the state directory.
+struct Cleanup {
+    dir: PathBuf,
+    child: Option<Pid>,
+    cgroup: Option<Cgroup>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.remove();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn create(opts: &CreateOptions) -> Result<Container> {
+    procfs::require_single_thread("create")?;
+    validate_id(&opts.id)?;
+    let bundle = load_bundle(&opts.bundle)?;
+    validate(&bundle.spec)?;
+    let spec = &bundle.spec;
+    let process = spec.process().as_ref().expect("validated: process present");
+    tty::check(process, opts.console_socket.as_deref())?;
+    let linux = spec.linux().as_ref().expect("validated: linux present");
+    let plan = Plan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()?;
+    let cgroup_rel = cgroups::container_path(linux.cgroups_path().as_deref(), &opts.id)?;
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&opts.root)
+        .ctx(|| format!("create state root {}", opts.root.display()))?;
+    let dir = opts.root.join(&opts.id);
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::AlreadyExists(opts.id.clone()))
+        }
+        Err(e) => return Err(e).ctx(|| format!("create state dir {}", dir.display())),
+    }
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        child: None,
+        cgroup: None,
+        armed: true,
+    };
+
+    let fifo_path = dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("create exec fifo {}", fifo_path.display()))?;
+    // mkfifo's mode is cut by the umask; others must be able to write it after init drops root.
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .ctx(|| format!("chmod exec fifo {}", fifo_path.display()))?;
+    let fifo = open_owned(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC)?;
+
+    let cgroup = Cgroup::create(&cgroup_rel, linux.resources().as_ref())?;
+    cleanup.cgroup = Some(cgroup.clone());
+    let joins = plan.open_joins()?;
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(tty::connect)
+        .transpose()?;
+    let (parent_ch, child_ch) = Channel::pair()?;
+    let created = rfc3339_now();
+    let mut state = State {
+        id: opts.id.clone(),
+        pid: 0,
+        init_start_time: 0,
+        status: ContainerStatus::Creating,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created,
+        owner: String::new(),
+        cgroup: Some(cgroup.clone()),
+        config: spec.clone(),
+    };
+    let cgroup_dirs = cgroup.mount_dirs();
+
+    let pid = match fork_init(&plan, &joins)? {
+        Some(pid) => pid,
+        None => {
+            // SAFETY: the child never returns (init::run ends in exec or _exit), so the OwnedFd inside
+            // `parent_ch` is never dropped here and the descriptor is not closed twice.
+            unsafe { libc::close(parent_ch.raw_fd()) };
+            init::run(InitArgs {
+                spec,
+                rootfs: &bundle.rootfs,
+                bundle: &bundle.dir,
+                plan: &plan,
+                joins: &joins,
+                fifo: &fifo,
+                channel: &child_ch,
+                console: console.as_ref(),
+                cgroup_dirs: &cgroup_dirs,
+                no_pivot: opts.no_pivot,
+                seccomp: seccomp.as_ref(),
+                preserve_fds: opts.preserve_fds,
+                hook_state: state.oci(ContainerStatus::Creating),
+            })
+        }
+    };
+    cleanup.child = Some(pid);
+    drop(child_ch);
+
+    cgroup.add(pid.as_raw())?;
+    let pid = if plan.has_user() {
+        let init = user_ns_handshake(&parent_ch, pid, linux)?;
+        cleanup.child = Some(init);
+        init
+    } else {
+        pid
+    };
+    if let Some(adj) = process.oom_score_adj() {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).map_err(|e| {
+            Error::Init(format!(
+                "set oom_score_adj {adj}: {e} (lowering it below the runtime's own needs CAP_SYS_RESOURCE)"
+            ))
+        })?;
+    }
+    state.pid = pid.as_raw();
+    parent_ch.send(&Message::Go(pid.as_raw()))?;
+    loop {
+        match parent_ch.recv()? {
+            Some(Message::Ready) => break,
+            Some(Message::RunHooks) => {
+                let hook_state = state.oci(ContainerStatus::Creating);
+                let h = spec
+                    .hooks()
+                    .as_ref()
+                    .expect("init asks only when hooks exist");
+                #[allow(deprecated)]
+                let prestart = h.prestart().clone().unwrap_or_default();
+                let runtime = h.create_runtime().clone().unwrap_or_default();
+                let result = hooks::run_all(&prestart, &hook_state, "prestart")
+                    .and_then(|()| hooks::run_all(&runtime, &hook_state, "createRuntime"));
+                if let Err(e) = result {
+                    let _ = parent_ch.send(&Message::Error(e.to_string()));
+                    return Err(e);
+                }
+                parent_ch.send(&Message::HooksDone)?;
+            }
+            Some(Message::Error(e)) => return Err(Error::Init(e)),
+            Some(other) => return Err(Error::Init(format!("unexpected {other:?} from init"))),
+            None => return Err(Error::Init("init exited without reporting".into())),
+        }
+    }
+
+    state.init_start_time = procfs::stat(state.pid)
+        .map(|(_, t)| t)
+        .ok_or_else(|| Error::Init("init exited right after setup".into()))?;
+    state.status = ContainerStatus::Created;
+    state.save(&dir)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_atomic(pid_file, state.pid.to_string().as_bytes())?;
+    }
+    cleanup.armed = false;
+    Ok(Container { dir, state })
+}
+
+/// Talks stage 1 through the user namespace: writes the id maps when asked, reaps stage 1 and returns
+/// the host pid of the init it forked.
+fn user_ns_handshake(ch: &Channel, stage1: Pid, linux: &oci_spec::runtime::Linux) -> Result<Pid> {
+    ch.send(&Message::Go(stage1.as_raw()))?;
+    loop {
+        match ch.recv()? {
+            Some(Message::MapIds) => {
+                namespaces::write_id_maps(
+                    stage1.as_raw(),
+                    linux.uid_mappings().as_deref().unwrap_or_default(),
+                    linux.gid_mappings().as_deref().unwrap_or_default(),
+                )?;
+                ch.send(&Message::IdsMapped)?;
+            }
+            Some(Message::Child(init)) => {
+                let _ = nix::sys::wait::waitpid(stage1, None);
+                return Ok(Pid::from_raw(init));
+            }
+            Some(Message::Error(e)) => return Err(Error::Init(e)),
+            Some(other) => return Err(Error::Init(format!("unexpected {other:?} from stage 1"))),
+            None => return Err(Error::Init("stage 1 exited without reporting".into())),
+        }
+    }
+}
+
+fn open_owned(path: &Path, flags: OFlag) -> Result<OwnedFd> {
+    let fd = open(path, flags, Mode::empty()).ctx(|| format!("open {}", path.display()))?;
+    // SAFETY: `open` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Forks the init into the container's pid namespace (new or joined) and puts the runtime's own
+/// pid-namespace-for-children back afterwards, so hooks the runtime runs stay in the host namespace.
+/// Returns the child's pid in the parent and `None` in the child.
+fn fork_init(plan: &Plan, joins: &[(LinuxNamespaceType, OwnedFd)]) -> Result<Option<Pid>> {
+    let own = open_owned(
+        Path::new("/proc/self/ns/pid"),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+    )?;
+    let joined_pid = joins.iter().find(|(t, _)| *t == LinuxNamespaceType::Pid);
+    if plan.has_user() {
+        // Stage 1 creates or joins the pid namespace after entering the user namespace.
+    } else if let Some((_, fd)) = joined_pid {
+        setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).ctx(|| "join pid namespace")?;
+    } else if plan.is_new(LinuxNamespaceType::Pid) {
+        unshare(CloneFlags::CLONE_NEWPID).ctx(|| "create pid namespace")?;
+    }
+    // SAFETY: the runtime is single-threaded here (documented precondition of `create`), so the child
+    // is a complete copy and may allocate and run arbitrary code before exec.
+    let forked = unsafe { fork() };
+    if let Ok(ForkResult::Child) = forked {
+        return Ok(None);
+    }
+    let restore = setns(own.as_fd(), CloneFlags::CLONE_NEWPID).ctx(|| "restore pid namespace");
+    match forked.ctx(|| "fork container init")? {
+        ForkResult::Child => unreachable!("the child branch ran above"),
+        ForkResult::Parent { child } => {
+            if let Err(e) = restore {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(e);
+            }
+            Ok(Some(child))
+        }
+    }
+}

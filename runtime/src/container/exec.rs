@@ -1,0 +1,222 @@
+//! `exec`: run another process in a created or running container, in all its namespaces and cgroups.
+//!
+//! Like create, the runtime enters the container's pid namespace before fork (and restores its own right
+//! after), so the new process is the caller's child. The child joins the other namespaces (the mount
+//! namespace last, which also puts its root and cwd at the container's root), takes the process's
+//! identity and execs. The sync socket is close-on-exec: EOF tells the runtime the exec happened.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::Container;
+use crate::capabilities::CapSets;
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use crate::process::{exec, fds, identity, rlimits};
+use crate::status::ContainerStatus;
+use crate::sync::{Channel, Message};
+
+/// The order namespaces are joined in: the mount namespace last, since joining it changes the root.
+const JOIN_ORDER: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Mount,
+];
+
+fn proc_ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Network => "net",
+        other => namespaces::name(other),
+    }
+}
+
+pub fn validate_process(p: &Process) -> Result<()> {
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::invalid("exec: process.args must not be empty"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::invalid(format!(
+            "exec: cwd {:?} is not an absolute path",
+            p.cwd()
+        )));
+    }
+    if let Some(c) = p.capabilities() {
+        CapSets::from_spec(c)?;
+    }
+    Ok(())
+}
+
+impl Container {
+    /// Starts `process` in the container and returns its pid (a child of the caller). The caller must be
+    /// single-threaded.
+    pub fn exec(
+        &self,
+        process: &Process,
+        console_socket: Option<&Path>,
+        preserve_fds: u32,
+    ) -> Result<Pid> {
+        crate::process::procfs::require_single_thread("exec")?;
+        validate_process(process)?;
+        crate::tty::check(process, console_socket)?;
+        let console = console_socket.map(crate::tty::connect).transpose()?;
+        // The container's filter binds every process in it, exec'd ones included.
+        let seccomp = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .map(crate::seccomp::compile)
+            .transpose()?;
+        let status = self.status();
+        if !matches!(status, ContainerStatus::Created | ContainerStatus::Running) {
+            return Err(Error::precondition(
+                self.id(),
+                format!("cannot exec in a {status} container"),
+            ));
+        }
+        let private: Vec<LinuxNamespaceType> = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        let open_ns = |t: LinuxNamespaceType| -> Result<OwnedFd> {
+            let path = format!("/proc/{}/ns/{}", self.pid(), proc_ns_name(t));
+            let fd = open(
+                Path::new(&path),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("open {path}"))?;
+            // SAFETY: `open` just returned this descriptor and nothing else owns it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        let joins: Vec<(LinuxNamespaceType, OwnedFd)> = JOIN_ORDER
+            .iter()
+            .filter(|t| private.contains(t))
+            .map(|t| Ok((*t, open_ns(*t)?)))
+            .collect::<Result<_>>()?;
+        let pid_ns = private
+            .contains(&LinuxNamespaceType::Pid)
+            .then(|| open_ns(LinuxNamespaceType::Pid))
+            .transpose()?;
+        // The descriptors are pinned now; make sure they belong to the container's init, not a recycled pid.
+        if !self.init_alive() {
+            return Err(Error::precondition(self.id(), "container init exited"));
+        }
+        let (parent_ch, child_ch) = Channel::pair()?;
+        let own_pid_ns = {
+            let fd = open(
+                Path::new("/proc/self/ns/pid"),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| "open own pid namespace")?;
+            // SAFETY: `open` just returned this descriptor and nothing else owns it.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        };
+        if let Some(fd) = &pid_ns {
+            setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).ctx(|| "join pid namespace")?;
+        }
+        // SAFETY: the caller is single-threaded (documented precondition), so the child is a full copy.
+        let forked = unsafe { fork() };
+        if let Ok(ForkResult::Child) = forked {
+            // SAFETY: the child never returns from `exec_child`, so `parent_ch` is never dropped here.
+            unsafe { libc::close(parent_ch.raw_fd()) };
+            exec_child(
+                &child_ch,
+                &joins,
+                process,
+                console.as_ref(),
+                seccomp.as_ref(),
+                preserve_fds,
+            );
+        }
+        let restore = setns(own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID);
+        let child = match forked.ctx(|| "fork exec process")? {
+            ForkResult::Parent { child } => child,
+            ForkResult::Child => unreachable!("the child branch never returns"),
+        };
+        drop(child_ch);
+        let fail = |e: Error| {
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            e
+        };
+        restore.ctx(|| "restore pid namespace").map_err(fail)?;
+        if let Some(cg) = &self.state.cgroup {
+            cg.add(child.as_raw()).map_err(fail)?;
+        }
+        parent_ch.send(&Message::Go(child.as_raw())).map_err(fail)?;
+        match parent_ch.recv() {
+            Ok(None) => Ok(child),
+            Ok(Some(Message::Error(e))) => Err(fail(Error::Init(e))),
+            Ok(Some(other)) => Err(fail(Error::Init(format!(
+                "unexpected {other:?} from exec process"
+            )))),
+            Err(e) => Err(fail(e)),
+        }
+    }
+}
+
+fn exec_child(
+    ch: &Channel,
+    joins: &[(LinuxNamespaceType, OwnedFd)],
+    process: &Process,
+    console: Option<&std::os::unix::net::UnixStream>,
+    seccomp: Option<&crate::seccomp::Filter>,
+    preserve_fds: u32,
+) -> ! {
+    let result = (|| -> Result<()> {
+        match ch.recv()? {
+            Some(Message::Go(_)) => {}
+            other => return Err(Error::Init(format!("expected go, got {other:?}"))),
+        }
+        for (t, fd) in joins {
+            setns(fd.as_fd(), namespaces::flag(*t))
+                .ctx(|| format!("join {} namespace", namespaces::name(*t)))?;
+        }
+        if let Some(console) = console {
+            crate::tty::setup(console, process)?;
+        }
+        rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+        fds::cloexec_from(preserve_fds)?;
+        let nnp = process.no_new_privileges() == Some(true);
+        if let (Some(f), false) = (seccomp, nnp) {
+            crate::seccomp::install(f)?;
+        }
+        identity::apply(process)?;
+        nix::unistd::chdir(process.cwd())
+            .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+        fds::verify_cwd()?;
+        let args = process.args().clone().unwrap_or_default();
+        let env = process.env().clone().unwrap_or_default();
+        let program = exec::find_executable(&args[0], &env)?;
+        exec::reset_signals();
+        if let (Some(f), true) = (seccomp, nnp) {
+            crate::seccomp::install(f)?;
+        }
+        Err(exec::exec(&program, &args, &env))
+    })();
+    let err = result
+        .err()
+        .unwrap_or_else(|| Error::Init("exec returned".into()));
+    let _ = ch.send(&Message::Error(err.to_string()));
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent's copy.
+    unsafe { libc::_exit(1) }
+}

@@ -1,0 +1,145 @@
+//! Protection against overwriting the runtime binary from inside a container (CVE-2019-5736).
+//!
+//! A container process can reach the runtime's executable through `/proc/<pid>/exe` while the runtime
+//! runs inside the container's namespaces. The runtime therefore re-executes itself from a file that
+//! cannot be written through that link:
+//! - preferably through a detached, read-only bind mount of its own binary (open_tree + mount_setattr):
+//!   `/proc/<pid>/exe` then resolves through a read-only mount that exists in no mount namespace, so an
+//!   open for writing fails with EROFS and nobody inside can remount it. Cheap: no copy (the same idea as
+//!   runc 1.2's read-only overlayfs).
+//! - otherwise (no privilege, old kernel) from a sealed memfd copy, as runc did first.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
+
+use crate::error::{Context, Result};
+
+const SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// Whether the running executable cannot be written through `/proc/self/exe`: a sealed memfd, or a
+/// file reached through a read-only mount.
+pub fn is_sealed() -> bool {
+    let Ok(exe) = File::open("/proc/self/exe") else {
+        return false;
+    };
+    // SAFETY: F_GET_SEALS takes no argument and only reads the descriptor's seals.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals >= 0 && seals & SEALS == SEALS {
+        return true;
+    }
+    nix::sys::statvfs::fstatvfs(&exe)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 1;
+
+/// A detached read-only bind mount of the running binary, as an O_PATH descriptor to exec.
+fn readonly_clone() -> std::io::Result<File> {
+    let path = CString::new("/proc/self/exe").expect("no NUL in literal");
+    // SAFETY: open_tree reads the path string and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
+    let tree = unsafe { File::from_raw_fd(fd as i32) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = CString::new("").expect("no NUL in literal");
+    // SAFETY: mount_setattr reads `attr` (size passed alongside) and the empty path string.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(tree)
+}
+
+/// Re-executes the runtime from a sealed memfd copy unless it already runs from one. Returns only when
+/// already sealed; otherwise it either execs or fails.
+pub fn ensure_sealed() -> Result<()> {
+    if is_sealed() {
+        return Ok(());
+    }
+    if let Ok(tree) = readonly_clone() {
+        let err = reexec(&tree);
+        return Err(err).ctx(|| "re-execute the runtime from a read-only mount");
+    }
+    let mut src = File::open("/proc/self/exe").ctx(|| "open /proc/self/exe")?;
+    let name = CString::new("berth-runtime").expect("no NUL in literal");
+    // SAFETY: memfd_create with a valid C string; the result is checked before use.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "memfd_create for the sealed runtime");
+    }
+    // SAFETY: memfd_create returned a fresh descriptor that nothing else owns.
+    let mut copy = unsafe { File::from_raw_fd(fd) };
+    std::io::copy(&mut src, &mut copy).ctx(|| "copy the runtime into a memfd")?;
+    // SAFETY: F_ADD_SEALS takes an int of seal bits; the descriptor is the memfd created above.
+    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "seal the runtime memfd");
+    }
+    let err = reexec(&copy);
+    Err(err).ctx(|| "re-execute the sealed runtime")
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH) with the current arguments and environment; returns
+/// only on failure.
+fn reexec(exe: &File) -> std::io::Error {
+    let args: Vec<CString> = match std::env::args_os()
+        .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
+        .collect::<std::result::Result<_, _>>()
+    {
+        Ok(a) => a,
+        Err(_) => return std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    };
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let empty = CString::new("").expect("no NUL in literal");
+    let err = nix::unistd::execveat(
+        Some(exe.as_raw_fd()),
+        &empty,
+        &args,
+        &env,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+    .expect_err("execveat returns only on failure");
+    std::io::Error::from(err)
+}

@@ -1,0 +1,32 @@
+//! Berth's OCI runtime: builds and runs containers from OCI bundles. The `berth-runtime` binary is a
+//! runc-compatible CLI over this library; the shim can call it in-process.
+//!
+//! It owns the container's whole life: validating the spec ([`validate`]), the state root
+//! ([`container`], [`state`], [`status`]), kernel isolation ([`namespaces`], [`rootfs`],
+//! [`cgroups`], [`capabilities`], [`seccomp`]), the init process from fork to exec ([`process`],
+//! [`sync`], [`tty`]), [`hooks`], and the host-safety measures ([`exeseal`], [`process::fds`]).
+//!
+//! `create` and `exec` fork, so they refuse to run in a multithreaded process. See STATUS.md for what
+//! is done and missing.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod container;
+pub mod error;
+pub mod exeseal;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
+pub mod status;
+pub mod sync;
+pub mod tty;
+pub mod util;
+pub mod validate;
+
+pub use container::{Container, CreateOptions, DEFAULT_ROOT};
+pub use error::{Error, ErrorKind, Result};
+pub use status::ContainerStatus;

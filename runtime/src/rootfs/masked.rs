@@ -1,0 +1,128 @@
+//! Masked and read-only paths, applied after pivot_root, when `/` is already the container root.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{fstat, Mode, SFlag};
+
+use super::mounts::statvfs_to_msflags;
+use crate::error::{Context, Error, Result};
+
+fn open_path(path: &Path) -> Result<Option<OwnedFd>> {
+    match open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        // SAFETY: `open` just returned this descriptor and nothing else owns it.
+        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e).ctx(|| format!("open {}", path.display())),
+    }
+}
+
+/// `/proc/self/fd/N` when the container has a procfs, the verified path otherwise (no other process
+/// runs in the container yet, so nothing can swap it in between).
+fn reach(fd: &OwnedFd, path: &Path) -> PathBuf {
+    if Path::new("/proc/self/fd").is_dir() {
+        PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    } else {
+        path.to_path_buf()
+    }
+}
+
+fn kind(fd: &OwnedFd, path: &Path) -> Result<(SFlag, u64)> {
+    let st = fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", path.display()))?;
+    Ok((
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT,
+        st.st_rdev,
+    ))
+}
+
+/// The /dev/null used to mask files, checked to really be the 1:3 character device: a rootfs whose
+/// /dev/null is a symlink to a host file would otherwise get that file bind-mounted in place of every
+/// masked path (CVE-2025-31133).
+fn verified_dev_null() -> Result<OwnedFd> {
+    let path = Path::new("/dev/null");
+    let fd = open_path(path)?
+        .ok_or_else(|| Error::invalid("cannot mask paths: the container has no /dev/null"))?;
+    let (k, rdev) = kind(&fd, path)?;
+    if k != SFlag::S_IFCHR || libc::major(rdev) != 1 || libc::minor(rdev) != 3 {
+        return Err(Error::invalid(
+            "refusing to mask paths: /dev/null in the container is not the null device",
+        ));
+    }
+    Ok(fd)
+}
+
+pub fn mask_paths(paths: &[String]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let null = verified_dev_null()?;
+    for p in paths {
+        let path = Path::new(p);
+        let Some(fd) = open_path(path)? else { continue };
+        match kind(&fd, path)?.0 {
+            SFlag::S_IFDIR => mount(
+                Some("tmpfs"),
+                &reach(&fd, path),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("nr_blocks=1,nr_inodes=1"),
+            )
+            .ctx(|| format!("mask directory {p}"))?,
+            // A symlink in a masked location is left alone: binding over it would follow it.
+            SFlag::S_IFLNK => continue,
+            _ => mount(
+                Some(&reach(&null, Path::new("/dev/null"))),
+                &reach(&fd, path),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .ctx(|| format!("mask {p}"))?,
+        }
+    }
+    Ok(())
+}
+
+pub fn readonly_paths(paths: &[String]) -> Result<()> {
+    for p in paths {
+        let path = Path::new(p);
+        let Some(fd) = open_path(path)? else { continue };
+        if kind(&fd, path)?.0 == SFlag::S_IFLNK {
+            continue;
+        }
+        let target = reach(&fd, path);
+        mount(
+            Some(&target),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind {p} for read-only"))?;
+        remount_readonly(path)?;
+    }
+    Ok(())
+}
+
+/// Remounts the mount at `path` read-only, keeping its nosuid/nodev/noexec flags.
+pub fn remount_readonly(path: &Path) -> Result<()> {
+    let flags = nix::sys::statvfs::statvfs(path).ctx(|| format!("statvfs {}", path.display()))?;
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | statvfs_to_msflags(flags.flags()),
+        None::<&str>,
+    )
+    .ctx(|| format!("remount {} read-only", path.display()))
+}

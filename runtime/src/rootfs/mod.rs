@@ -1,0 +1,126 @@
+//! The container's filesystem view: mount propagation, the spec's mounts, devices, pivot_root, then the
+//! masked and read-only paths. Runs in the container's init process, inside its new mount namespace.
+
+pub mod devices;
+pub mod masked;
+pub mod mounts;
+pub mod options;
+pub mod pivot;
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Spec;
+use pathrs::Root;
+
+use crate::error::{Context, Error, Result};
+use mounts::MountEnv;
+
+pub struct Setup<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub private_net: bool,
+    pub cgroup_dirs: &'a [(String, PathBuf)],
+    pub no_pivot: bool,
+    /// In a user namespace mknod is not allowed: device nodes are bind-mounted from the host instead.
+    pub bind_devices: bool,
+}
+
+fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    options::propagation(&p)
+        .map(Some)
+        .ok_or_else(|| Error::invalid(format!("unknown rootfsPropagation {p:?}")))
+}
+
+/// Everything before the root switch, while host paths (bind sources) are still reachable.
+pub fn prepare(s: &Setup) -> Result<()> {
+    // Stop mount events of the container from reaching the host; rslave unless the spec asks otherwise.
+    let prop = rootfs_propagation(s.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        prop | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "set propagation of /")?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(s.rootfs),
+        s.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind rootfs {}", s.rootfs.display()))?;
+
+    let root = Root::open(s.rootfs).ctx(|| format!("open rootfs {}", s.rootfs.display()))?;
+    let env = MountEnv {
+        bundle: s.bundle,
+        private_net: s.private_net,
+        cgroup_dirs: s.cgroup_dirs,
+    };
+    let all_mounts = s.spec.mounts().as_deref().unwrap_or_default();
+    for m in all_mounts {
+        mounts::mount_entry(&root, m, &env)?;
+    }
+
+    let dev_is_bind = all_mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    let linux = s.spec.linux().as_ref();
+    if !dev_is_bind {
+        for node in devices::default_nodes() {
+            devices::create(&root, &node, s.bind_devices)?;
+        }
+    }
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        devices::create(&root, &devices::from_spec(d)?, s.bind_devices)?;
+    }
+    let with_devpts = all_mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"));
+    devices::create_symlinks(&root, with_devpts)
+}
+
+pub fn enter(s: &Setup) -> Result<()> {
+    if s.no_pivot {
+        pivot::move_root(s.rootfs)
+    } else {
+        pivot::pivot(s.rootfs)
+    }
+}
+
+/// After the root switch: masks, read-only paths, the read-only root, and the requested propagation.
+pub fn finish(spec: &Spec) -> Result<()> {
+    if let Some(linux) = spec.linux() {
+        masked::mask_paths(linux.masked_paths().as_deref().unwrap_or_default())?;
+        masked::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        masked::remount_readonly(Path::new("/"))?;
+    }
+    if let Some(prop) = rootfs_propagation(spec)? {
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .ctx(|| "set rootfs propagation")?;
+    }
+    Ok(())
+}
