@@ -57,9 +57,11 @@ impl Plan {
                     name(t)
                 )));
             }
-            if t == LinuxNamespaceType::Time {
+            if t == LinuxNamespaceType::Time
+                && !std::path::Path::new("/proc/self/timens_offsets").exists()
+            {
                 return Err(Error::Unsupported(
-                    "time namespaces are not supported yet".into(),
+                    "time namespaces aren't enabled in the kernel".into(),
                 ));
             }
             match ns.path() {
@@ -104,15 +106,18 @@ impl Plan {
     }
 
     /// Flags for the `unshare` the init process does itself: everything new except pid (the pid namespace
-    /// is entered through fork), user (entered first, by stage 1) and cgroup (unshared only after the
-    /// parent placed init in its cgroups).
+    /// is entered through fork), user (entered first, by stage 1), cgroup (unshared only after the
+    /// parent placed init in its cgroups) and time (see [`enter_new_time`]).
     pub fn unshare_flags(&self) -> CloneFlags {
         self.new
             .iter()
             .filter(|t| {
                 !matches!(
                     t,
-                    LinuxNamespaceType::Pid | LinuxNamespaceType::Cgroup | LinuxNamespaceType::User
+                    LinuxNamespaceType::Pid
+                        | LinuxNamespaceType::Cgroup
+                        | LinuxNamespaceType::User
+                        | LinuxNamespaceType::Time
                 )
             })
             .fold(CloneFlags::empty(), |acc, t| acc | flag(*t))
@@ -142,6 +147,53 @@ pub fn join_all(fds: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
         setns(fd, flag(*t)).ctx(|| format!("join {} namespace", name(*t)))?;
     }
     Ok(())
+}
+
+/// `linux.timeOffsets` as `/proc/self/timens_offsets` takes them; only the two clocks a time namespace
+/// can shift are accepted.
+pub fn time_offsets(
+    offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,
+) -> Result<String> {
+    let mut clocks: Vec<_> = offsets.iter().collect();
+    clocks.sort_by(|a, b| a.0.cmp(b.0));
+    clocks
+        .into_iter()
+        .map(|(clock, o)| {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(Error::invalid(format!(
+                    "linux.timeOffsets: clock {clock:?} is not monotonic or boottime"
+                )));
+            }
+            let nanos = o.nanosecs().unwrap_or(0);
+            if nanos >= 1_000_000_000 {
+                return Err(Error::invalid(format!(
+                    "linux.timeOffsets: {clock} nanosecs {nanos} is not below one second"
+                )));
+            }
+            Ok(format!("{clock} {} {nanos}\n", o.secs().unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Puts the calling process into a new time namespace with the given offsets. unshare(CLONE_NEWTIME)
+/// only applies to children, and offsets can only be written before any process is inside, so: create
+/// it for children, write the offsets, then join it through /proc/self/ns/time_for_children (allowed
+/// for a single-threaded process, which the init is).
+pub fn enter_new_time(offsets: &str) -> Result<()> {
+    nix::sched::unshare(flag(LinuxNamespaceType::Time)).ctx(|| "create time namespace")?;
+    if !offsets.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", offsets)
+            .ctx(|| format!("write time namespace offsets {:?}", offsets.trim_end()))?;
+    }
+    let fd = open(
+        "/proc/self/ns/time_for_children",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open the new time namespace")?;
+    // SAFETY: `open` just returned this descriptor and nothing else owns it.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    setns(&fd, flag(LinuxNamespaceType::Time)).ctx(|| "enter the new time namespace")
 }
 
 /// Writes `/proc/PID/{uid_map,gid_map}` for a process that just entered a new user namespace. Only a
@@ -191,6 +243,25 @@ mod tests {
     fn duplicates_and_missing_mount_ns_are_refused() {
         assert!(Plan::from_spec(&ns(r#"[{"type":"mount"},{"type":"mount"}]"#)).is_err());
         assert!(Plan::from_spec(&ns(r#"[{"type":"pid"}]"#)).is_err());
-        assert!(Plan::from_spec(&ns(r#"[{"type":"mount"},{"type":"time"}]"#)).is_err());
+        assert!(Plan::from_spec(&ns(r#"[{"type":"mount"},{"type":"mount"}]"#)).is_err());
+    }
+
+    #[test]
+    fn time_namespace_is_created_apart_and_offsets_render() {
+        if std::path::Path::new("/proc/self/timens_offsets").exists() {
+            let plan = Plan::from_spec(&ns(r#"[{"type":"mount"},{"type":"time"}]"#)).expect("plan");
+            assert!(plan.is_new(LinuxNamespaceType::Time));
+            assert_eq!(plan.unshare_flags(), CloneFlags::CLONE_NEWNS);
+        }
+        let offsets = serde_json::from_str(
+            r#"{"monotonic":{"secs":86400},"boottime":{"secs":-5,"nanosecs":7}}"#,
+        )
+        .expect("offsets");
+        assert_eq!(
+            time_offsets(&offsets).expect("render"),
+            "boottime -5 7\nmonotonic 86400 0\n"
+        );
+        let bad = serde_json::from_str(r#"{"realtime":{"secs":1}}"#).expect("offsets");
+        assert!(time_offsets(&bad).is_err());
     }
 }

@@ -2,7 +2,6 @@
 //! leaves nothing behind.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -43,27 +42,25 @@ pub fn validate(spec: &Spec) -> Result<()> {
             )));
         }
     }
-    if process
-        .apparmor_profile()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-        && !Path::new("/sys/kernel/security/apparmor").exists()
-    {
-        return Err(Error::Unsupported(
-            "apparmor profile set but apparmor is not enabled on this host".into(),
-        ));
-    }
-
     let linux = spec
         .linux()
         .as_ref()
         .ok_or_else(|| Error::invalid("linux section is required"))?;
+    crate::process::lsm::check(process, linux.mount_label().as_deref())?;
     let plan = namespaces::Plan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
 
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
         && !plan.is_new(LinuxNamespaceType::Uts)
     {
         return Err(Error::invalid("hostname requires a private uts namespace"));
+    }
+    if let Some(offsets) = linux.time_offsets().as_ref().filter(|o| !o.is_empty()) {
+        if !plan.is_new(LinuxNamespaceType::Time) {
+            return Err(Error::invalid(
+                "time namespace offsets specified, but no new time namespace is in the config",
+            ));
+        }
+        namespaces::time_offsets(offsets)?;
     }
     for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
         check_sysctl(key, &plan)?;

@@ -168,13 +168,17 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
 
-fn bpf(cmd: libc::c_long, attr: &[u8]) -> std::io::Result<i64> {
-    // SAFETY: bpf(2) reads `attr.len()` bytes of the attribute union from the buffer we own.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), attr.len()) };
+fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> std::io::Result<i64> {
+    // SAFETY: bpf(2) reads `attr.len()` bytes of the attribute union from the buffer we own, and writes
+    // results (a query's count) back into it; any pointers inside it point to buffers live for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
     if rc < 0 {
         Err(std::io::Error::last_os_error())
     } else {
@@ -182,8 +186,70 @@ fn bpf(cmd: libc::c_long, attr: &[u8]) -> std::io::Result<i64> {
     }
 }
 
-/// Loads the program for `rules` (plus the defaults) and attaches it to the cgroup directory.
+/// The ids of the device programs attached to the cgroup directory itself (not inherited ones).
+pub fn attached(dir: &Path) -> Result<Vec<u32>> {
+    let cgroup = std::fs::File::open(dir).ctx(|| format!("open cgroup {}", dir.display()))?;
+    let mut ids = vec![0u32; 64];
+    loop {
+        // BPF_PROG_QUERY: target_fd, attach_type, query_flags, attach_flags (out), prog_ids, prog_cnt.
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(cgroup.as_raw_fd() as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
+        attr[16..24].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
+        attr[24..28].copy_from_slice(&(ids.len() as u32).to_ne_bytes());
+        let result = bpf(BPF_PROG_QUERY, &mut attr);
+        let count = u32::from_ne_bytes(attr[24..28].try_into().expect("4 bytes")) as usize;
+        match result {
+            Ok(_) => {
+                ids.truncate(count);
+                return Ok(ids);
+            }
+            // More programs than room: the kernel reported how many, ask again with enough.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && count > ids.len() => {
+                ids = vec![0; count];
+            }
+            Err(e) => {
+                return Err(e).ctx(|| format!("query device programs of cgroup {}", dir.display()))
+            }
+        }
+    }
+}
+
+fn detach(cgroup: &std::fs::File, id: u32, dir: &Path) -> Result<()> {
+    // BPF_PROG_GET_FD_BY_ID: prog_id.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&id.to_ne_bytes());
+    let fd = match bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) {
+        Ok(fd) => fd,
+        // Detached and freed by someone else in the meantime: nothing left to do.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("open device program {id}")),
+    };
+    // SAFETY: the kernel just returned this program descriptor and nothing else owns it.
+    let prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // BPF_PROG_DETACH: target_fd, attach_bpf_fd, attach_type.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&(cgroup.as_raw_fd() as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
+    attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
+    match bpf(BPF_PROG_DETACH, &mut attr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e).ctx(|| {
+            format!(
+                "detach old device program {id} from cgroup {}",
+                dir.display()
+            )
+        }),
+    }
+}
+
+/// Loads the program for `rules` (plus the defaults) and attaches it to the cgroup directory in place of
+/// any device program attached there before. Programs attached with ALLOW_MULTI all have to allow an
+/// access, so an update that only added one could never grant anything new. The new program goes in
+/// before the old ones come out: the cgroup is never without a filter.
 pub fn attach(dir: &Path, rules: &[Rule]) -> Result<()> {
+    let old = attached(dir)?;
     let prog = program(rules);
     let license = c"Apache-2.0";
     let mut log = vec![0u8; 16 * 1024];
@@ -196,7 +262,7 @@ pub fn attach(dir: &Path, rules: &[Rule]) -> Result<()> {
     attr[24..28].copy_from_slice(&1u32.to_ne_bytes());
     attr[28..32].copy_from_slice(&(log.len() as u32).to_ne_bytes());
     attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_ne_bytes());
-    let fd = bpf(BPF_PROG_LOAD, &attr).map_err(|e| {
+    let fd = bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
         let verifier = String::from_utf8_lossy(&log);
         Error::Init(format!(
             "load device cgroup program: {e}: {}",
@@ -212,8 +278,11 @@ pub fn attach(dir: &Path, rules: &[Rule]) -> Result<()> {
     attr[4..8].copy_from_slice(&(prog_fd.as_raw_fd() as u32).to_ne_bytes());
     attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
     attr[12..16].copy_from_slice(&BPF_F_ALLOW_MULTI.to_ne_bytes());
-    bpf(BPF_PROG_ATTACH, &attr)
+    bpf(BPF_PROG_ATTACH, &mut attr)
         .ctx(|| format!("attach device program to cgroup {}", dir.display()))?;
+    for id in old {
+        detach(&cgroup, id, dir)?;
+    }
     Ok(())
 }
 

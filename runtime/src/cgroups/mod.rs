@@ -3,6 +3,8 @@
 //! host (v1 hierarchies plus a controller-less cgroup2 at /sys/fs/cgroup/unified, like this one) is v1.
 
 pub mod ebpf;
+pub mod oom;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
@@ -119,7 +121,7 @@ impl Cgroup {
         }
     }
 
-    /// Usage counters in the shape of runc's stats (cpu, memory, pids).
+    /// Usage counters in the shape of runc's stats (cpu, memory, pids, blkio, hugetlb).
     pub fn stats(&self) -> Result<serde_json::Value> {
         match self {
             Cgroup::V1(m) => Ok(m.stats()),

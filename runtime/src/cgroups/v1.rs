@@ -301,6 +301,13 @@ impl Manager {
                 .and_then(|s| s.trim().parse::<u64>().ok());
             out.insert("pids".into(), serde_json::json!({"current": read_u64(d, "pids.current"), "limit": limit.unwrap_or(0)}));
         }
+        if let Some(d) = self.dir("blkio") {
+            out.insert("blkio".into(), super::stats::v1_blkio(d));
+        }
+        if let Some(d) = self.dir("hugetlb") {
+            let sizes = super::stats::huge_page_sizes();
+            out.insert("hugetlb".into(), super::stats::v1_hugetlb(d, &sizes));
+        }
         serde_json::Value::Object(out)
     }
 

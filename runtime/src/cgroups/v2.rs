@@ -172,6 +172,8 @@ impl Manager {
                 "swap": {"usage": read_u64(&self.dir, "memory.swap.current"), "limit": max("memory.swap.max")},
                 "raw": read_flat_keyed(&self.dir, "memory.stat")},
             "pids": {"current": read_u64(&self.dir, "pids.current"), "limit": max("pids.max")},
+            "blkio": super::stats::v2_io(&self.dir),
+            "hugetlb": super::stats::v2_hugetlb(&self.dir, &super::stats::huge_page_sizes()),
         })
     }
 

@@ -38,6 +38,7 @@ impl Args {
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
+            listen_fds: berth_runtime::process::fds::activation_fds(),
         }
     }
 }

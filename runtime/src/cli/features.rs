@@ -14,7 +14,7 @@ pub fn run() -> anyhow::Result<()> {
             "runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync", "unbindable"
         ],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": {
@@ -27,8 +27,9 @@ pub fn run() -> anyhow::Result<()> {
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                     "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false}
+            // Supported by this build; whether the host runs the module is checked per container.
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true}
         },
         "annotations": {"io.github.berth.runtime.version": env!("CARGO_PKG_VERSION")}
     });

@@ -58,6 +58,12 @@ pub fn run(a: RunArgs, g: &Global) -> anyhow::Result<i32> {
     let set = if a.detach {
         None
     } else {
+        // With a user namespace the init is forked by a stage that exits; as a subreaper the runtime
+        // still gets it as a child to wait for (runc does the same).
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer argument and no pointers.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
         Some(block_forwarded()?)
     };
     let mut c = berth_runtime::container::create(&a.create.options(g))?;

@@ -39,6 +39,9 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// Socket-activation fds the runtime was given (see `process::fds::activation_fds`), at 3.. before
+    /// the preserved ones.
+    pub listen_fds: u32,
 }
 
 /// Undoes a half-built container when create fails: the init, the cgroups, the state directory.
@@ -156,6 +159,7 @@ pub fn create(opts: &CreateOptions) -> Result<Container> {
                 no_pivot: opts.no_pivot,
                 seccomp: seccomp.as_ref(),
                 preserve_fds: opts.preserve_fds,
+                listen_fds: opts.listen_fds,
                 hook_state: state.oci(ContainerStatus::Creating),
             })
         }

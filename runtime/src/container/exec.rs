@@ -29,6 +29,7 @@ const JOIN_ORDER: &[LinuxNamespaceType] = &[
     LinuxNamespaceType::Ipc,
     LinuxNamespaceType::Uts,
     LinuxNamespaceType::Network,
+    LinuxNamespaceType::Time,
     LinuxNamespaceType::Mount,
 ];
 
@@ -53,7 +54,7 @@ pub fn validate_process(p: &Process) -> Result<()> {
     if let Some(c) = p.capabilities() {
         CapSets::from_spec(c)?;
     }
-    Ok(())
+    crate::process::lsm::check(p, None)
 }
 
 impl Container {
@@ -195,6 +196,7 @@ fn exec_child(
             crate::tty::setup(console, process)?;
         }
         rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+        crate::process::lsm::apply(process)?;
         fds::cloexec_from(preserve_fds)?;
         let nnp = process.no_new_privileges() == Some(true);
         if let (Some(f), false) = (seccomp, nnp) {

@@ -1,5 +1,6 @@
 //! File descriptors: nothing of the runtime may reach the container (CVE-2024-21626, where a leaked
-//! directory fd let `process.cwd = /proc/self/fd/N` land outside the rootfs).
+//! directory fd let `process.cwd = /proc/self/fd/N` land outside the rootfs), except the preserved and
+//! socket-activation fds it is meant to get.
 
 use crate::error::{Error, Result};
 
@@ -42,5 +43,55 @@ pub fn verify_cwd() -> Result<()> {
         _ => Err(Error::Init(
             "current working directory is outside of container mount namespace root -- possible container breakout detected".into(),
         )),
+    }
+}
+
+/// The sockets the runtime itself was handed by systemd socket activation (`LISTEN_PID` is this
+/// process and `LISTEN_FDS` counts fds from 3): like runc, `create` and `run` pass them on to the
+/// container's init ahead of any `--preserve-fds`, and tell it through its own `LISTEN_FDS`.
+pub fn activation_fds() -> u32 {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    match (var("LISTEN_PID"), var("LISTEN_FDS")) {
+        (Some(pid), Some(n)) if pid == std::process::id() => n,
+        _ => 0,
+    }
+}
+
+/// Fixes up the socket-activation variables of the container's init, which runs as `pid` in its own
+/// pid namespace: `LISTEN_FDS=n` when the runtime passes `n` activation fds, and whenever the
+/// environment has `LISTEN_FDS`, a `LISTEN_PID` naming the init itself (sd_listen_fds(3) ignores the fds
+/// otherwise). runc writes a literal 1, which is the same in a new pid namespace; the real pid also holds
+/// in the host's. Only init gets this: an `exec`'d process inherits the env but not the fds, and must not
+/// take the variables as meant for it.
+pub fn listen_env(env: &mut Vec<String>, activation: u32, pid: i32) {
+    if activation > 0 {
+        env.retain(|e| !e.starts_with("LISTEN_FDS="));
+        env.push(format!("LISTEN_FDS={activation}"));
+    }
+    if env.iter().any(|e| e.starts_with("LISTEN_FDS=")) {
+        env.retain(|e| !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_PID={pid}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn listen_pid_names_the_init() {
+        let mut e = env(&["PATH=/bin", "LISTEN_FDS=2", "LISTEN_PID=4242"]);
+        listen_env(&mut e, 0, 1);
+        assert_eq!(e, env(&["PATH=/bin", "LISTEN_FDS=2", "LISTEN_PID=1"]));
+        let mut e = env(&["PATH=/bin"]);
+        listen_env(&mut e, 0, 1);
+        assert_eq!(e, env(&["PATH=/bin"]), "no LISTEN_FDS, nothing added");
+        let mut e = env(&["LISTEN_FDS=5"]);
+        listen_env(&mut e, 1, 7);
+        assert_eq!(e, env(&["LISTEN_FDS=1", "LISTEN_PID=7"]));
     }
 }

@@ -34,6 +34,8 @@ pub struct InitArgs<'a> {
     /// The compiled seccomp filter, if the spec has one.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
     pub preserve_fds: u32,
+    /// Socket-activation fds of the runtime, passed at 3.. ahead of the preserved ones.
+    pub listen_fds: u32,
     /// The state hooks receive; the pid is filled in from the runtime's `Go`.
     pub hook_state: OciState,
 }
@@ -77,6 +79,10 @@ fn setup(a: &InitArgs) -> Result<()> {
         .ok_or_else(|| Error::invalid("process is required"))?;
     namespaces::join_all(a.joins)?;
     unshare(a.plan.unshare_flags()).ctx(|| "create namespaces")?;
+    // With a user namespace, stage 1 already entered the time namespace.
+    if a.plan.is_new(LinuxNamespaceType::Time) && !a.plan.has_user() {
+        namespaces::enter_new_time(&time_offsets(a.spec)?)?;
+    }
     if a.plan.is_new(LinuxNamespaceType::Cgroup) {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace")?;
     }
@@ -126,7 +132,10 @@ fn setup(a: &InitArgs) -> Result<()> {
     }
 
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
-    fds::cloexec_from(a.preserve_fds)?;
+    // Labels for the exec, written while the process is still privileged and before a seccomp filter
+    // could refuse the writes.
+    super::lsm::apply(process)?;
+    fds::cloexec_from(a.listen_fds + a.preserve_fds)?;
     let nnp = process.no_new_privileges() == Some(true);
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while it is still held.
     if let (Some(f), false) = (a.seccomp, nnp) {
@@ -138,7 +147,8 @@ fn setup(a: &InitArgs) -> Result<()> {
     fds::verify_cwd()?;
 
     let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    fds::listen_env(&mut env, a.listen_fds, nix::unistd::getpid().as_raw());
     let program = exec::find_executable(&args[0], &env)?;
     if !Path::new("/proc/self/fd").is_dir() {
         return Err(Error::invalid(
@@ -166,6 +176,18 @@ fn setup(a: &InitArgs) -> Result<()> {
         crate::seccomp::install(f)?;
     }
     Err(exec::exec(&program, &args, &env))
+}
+
+/// The spec's `linux.timeOffsets` rendered for /proc/self/timens_offsets (empty without any).
+pub(super) fn time_offsets(spec: &Spec) -> Result<String> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    {
+        Some(o) => namespaces::time_offsets(o),
+        None => Ok(String::new()),
+    }
 }
 
 fn set_domainname(name: &str) -> Result<()> {

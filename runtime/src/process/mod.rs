@@ -4,6 +4,7 @@ pub mod exec;
 pub mod fds;
 pub mod identity;
 pub mod init;
+pub mod lsm;
 pub mod procfs;
 pub mod rlimits;
 pub mod stage1;

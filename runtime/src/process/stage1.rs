@@ -49,6 +49,11 @@ fn enter(a: &InitArgs) -> Result<ForkResult> {
         a.channel.send(&Message::MapIds)?;
         a.channel.expect(Message::IdsMapped)?;
     }
+    // The time namespace must belong to the container's user namespace, and its offsets can only be
+    // written while /proc/self is still ours: the setresuid below makes the process non-dumpable.
+    if a.plan.is_new(LinuxNamespaceType::Time) {
+        crate::namespaces::enter_new_time(&super::init::time_offsets(a.spec)?)?;
+    }
     // Become the namespace's root, so what init creates belongs to the container's mapped root.
     setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
         .ctx(|| "become gid 0 in the user namespace (is container gid 0 mapped?)")?;

@@ -58,11 +58,15 @@ fn verified_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-pub fn mask_paths(paths: &[String]) -> Result<()> {
+/// Masks each path: files with the verified /dev/null, directories with an empty read-only tmpfs
+/// (labelled with `mount_label` on an SELinux host).
+pub fn mask_paths(paths: &[String], mount_label: Option<&str>) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
     let null = verified_dev_null()?;
+    let tmpfs_data =
+        crate::process::lsm::mount_data("nr_blocks=1,nr_inodes=1", "tmpfs", mount_label);
     for p in paths {
         let path = Path::new(p);
         let Some(fd) = open_path(path)? else { continue };
@@ -72,7 +76,7 @@ pub fn mask_paths(paths: &[String]) -> Result<()> {
                 &reach(&fd, path),
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("nr_blocks=1,nr_inodes=1"),
+                Some(tmpfs_data.as_str()),
             )
             .ctx(|| format!("mask directory {p}"))?,
             // A symlink in a masked location is left alone: binding over it would follow it.

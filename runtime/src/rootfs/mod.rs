@@ -41,6 +41,14 @@ fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
         .ok_or_else(|| Error::invalid(format!("unknown rootfsPropagation {p:?}")))
 }
 
+/// `linux.mountLabel`, which validation only lets through on an SELinux host.
+fn mount_label(spec: &Spec) -> Option<&str> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty())
+}
+
 /// Everything before the root switch, while host paths (bind sources) are still reachable.
 pub fn prepare(s: &Setup) -> Result<()> {
     // Stop mount events of the container from reaching the host; rslave unless the spec asks otherwise.
@@ -68,6 +76,7 @@ pub fn prepare(s: &Setup) -> Result<()> {
         bundle: s.bundle,
         private_net: s.private_net,
         cgroup_dirs: s.cgroup_dirs,
+        mount_label: mount_label(s.spec),
     };
     let all_mounts = s.spec.mounts().as_deref().unwrap_or_default();
     for m in all_mounts {
@@ -112,7 +121,10 @@ pub fn enter(s: &Setup) -> Result<()> {
 /// After the root switch: masks, read-only paths, the read-only root, and the requested propagation.
 pub fn finish(spec: &Spec) -> Result<()> {
     if let Some(linux) = spec.linux() {
-        masked::mask_paths(linux.masked_paths().as_deref().unwrap_or_default())?;
+        masked::mask_paths(
+            linux.masked_paths().as_deref().unwrap_or_default(),
+            mount_label(spec),
+        )?;
         masked::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {

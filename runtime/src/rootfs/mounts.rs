@@ -21,6 +21,8 @@ pub struct MountEnv<'a> {
     pub private_net: bool,
     /// The container's own cgroup directory in each host hierarchy, by hierarchy name, for `cgroup` mounts.
     pub cgroup_dirs: &'a [(String, PathBuf)],
+    /// SELinux label for the filesystems the runtime creates (`linux.mountLabel`).
+    pub mount_label: Option<&'a str>,
 }
 
 /// The magic-link path through which mount(2) reaches exactly the inode `fd` refers to.
@@ -89,7 +91,7 @@ pub fn mount_entry(root: &Root, m: &Mount, env: &MountEnv) -> Result<()> {
                 .as_ref()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| typ.to_string());
-            let data = opts.data.join(",");
+            let data = crate::process::lsm::mount_data(&opts.data.join(","), typ, env.mount_label);
             mount(
                 Some(source.as_str()),
                 &fd_path(&target),
