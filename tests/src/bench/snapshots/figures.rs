@@ -165,8 +165,8 @@ pub fn report(
              connection dominate it (they add {overhead} to a berthd pair, the gap between the \
              views' medians), so its ratio says little about the daemons; the 2x target applies \
              to the gRPC view. Parent: {} (top of {} layers); first Prepare returned berthd: {}, \
-             containerd: {}. containerd's Remove drops the record and leaves the directory to its \
-             background collector; berthd's removes the directory before it answers.",
+             containerd: {}. Both daemons' Remove drop the record and leave the directory to their \
+             background collector.",
             seen.parent,
             seen.layers,
             seen.mounts[berth],
