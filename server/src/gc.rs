@@ -18,7 +18,7 @@ use berth_snapshotter::Info;
 use crate::metadata::leases::{self, LABEL_EXPIRE, LABEL_FLAT};
 use crate::metadata::snapshots;
 use crate::metadata::{
-    key, now_nanos, prefix, BlobRec, ContainerRec, ImageRec, Kind, Labels, LeaseRec,
+    key, now_nanos, prefix, Batch, BlobRec, ContainerRec, ImageRec, Kind, Labels, LeaseRec,
 };
 use crate::Meta;
 
@@ -224,7 +224,7 @@ pub fn collect(m: &Meta) -> Result<Stats> {
     {
         let _w = m.db.write_lock();
         let now = now_nanos();
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let mut held: HashSet<String> = HashSet::new();
         let snaps = snapshot_index(m)?;
         let empty = HashMap::new();

@@ -4,7 +4,7 @@ use berth_api::containerd::events::{
     container_create, ContainerCreate, ContainerDelete, ContainerUpdate,
 };
 
-use super::{encode, key, now_nanos, prefix, set_or_remove, ContainerRec, Kind};
+use super::{encode, key, now_nanos, prefix, set_or_remove, Batch, ContainerRec, Kind};
 use crate::error::{Error, Result};
 use crate::filters::{label_field, Adaptor, Filter};
 use crate::identifiers;
@@ -93,7 +93,7 @@ pub fn create(m: &Meta, ns: &str, mut c: ContainerRec) -> Result<ContainerRec> {
         let now = now_nanos();
         c.created_at = now;
         c.updated_at = now;
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         m.db.ensure_namespace(&mut b, ns)?;
         b.insert(k, encode(&c));
         m.db.commit(b)?;
@@ -138,7 +138,7 @@ pub fn update(m: &Meta, ns: &str, c: ContainerRec, paths: &[String]) -> Result<C
         }
         validate(&cur)?;
         cur.updated_at = now_nanos();
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.insert(k, encode(&cur));
         m.db.commit(b)?;
         cur
@@ -202,7 +202,7 @@ pub fn delete(m: &Meta, ns: &str, id: &str) -> Result<()> {
         if !m.db.contains(&k)? {
             return Err(not_found(id));
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.remove(k);
         m.db.commit(b)?;
     }

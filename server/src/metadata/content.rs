@@ -5,7 +5,8 @@ use berth_api::containerd::events::ContentDelete;
 
 use super::leases::{self, Resource};
 use super::{
-    check_key_part, encode, key, now_nanos, prefix, set_or_remove, BlobRec, IngestRec, Kind, Labels,
+    check_key_part, encode, key, now_nanos, prefix, set_or_remove, Batch, BlobRec, IngestRec, Kind,
+    Labels,
 };
 use crate::content::{Digest, IngestStatus, Writer};
 use crate::error::{Error, Kind as ErrKind, Result};
@@ -83,7 +84,7 @@ pub fn update(m: &Meta, ns: &str, d: &Digest, labels: Labels, paths: &[String]) 
     }
     identifiers::validate_labels(&rec.labels)?;
     rec.updated_at = now_nanos();
-    let mut b = sled::Batch::default();
+    let mut b = Batch::default();
     b.insert(k, encode(&rec));
     m.db.commit(b)?;
     Ok(rec)
@@ -98,7 +99,7 @@ pub fn delete(m: &Meta, ns: &str, d: &Digest) -> Result<()> {
         if !m.db.contains(&k)? {
             return Err(not_found(d));
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.remove(k);
         m.db.commit(b)?;
     }
@@ -174,7 +175,7 @@ pub fn abort(m: &Meta, ns: &str, r: &str) -> Result<()> {
         Err(e) if e.is(ErrKind::NotFound) => {}
         Err(e) => return Err(e),
     }
-    let mut b = sled::Batch::default();
+    let mut b = Batch::default();
     b.remove(k);
     m.db.commit(b)
 }
@@ -191,7 +192,7 @@ pub struct NsWriter {
 fn adopt(m: &Meta, ns: &str, d: &Digest, lease: Option<&str>, labels: Labels) -> Result<()> {
     let size = m.content.size(d)? as i64;
     let now = now_nanos();
-    let mut b = sled::Batch::default();
+    let mut b = Batch::default();
     m.db.ensure_namespace(&mut b, ns)?;
     if let Some(l) = lease {
         let res = Resource {
@@ -237,7 +238,7 @@ pub fn writer(
         }
     }
     let k = ingest_key(ns, r);
-    let mut b = sled::Batch::default();
+    let mut b = Batch::default();
     let mut dirty = false;
     if !m.db.contains(&k)? {
         m.db.ensure_namespace(&mut b, ns)?;
@@ -304,7 +305,7 @@ impl NsWriter {
         };
         let bk = key(Kind::Blob, &[&ns, d.as_str()]);
         let already = m.db.contains(&bk)?;
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.remove(ingest_key(&ns, &r));
         if let Some(l) = &lease {
             let res = Resource {

@@ -3,7 +3,8 @@
 use berth_api::containerd::services::images::v1::{ImageCreate, ImageDelete, ImageUpdate};
 
 use super::{
-    check_key_part, encode, key, now_nanos, prefix, set_or_remove, DescriptorRec, ImageRec, Kind,
+    check_key_part, encode, key, now_nanos, prefix, set_or_remove, Batch, DescriptorRec, ImageRec,
+    Kind,
 };
 use crate::content::Digest;
 use crate::error::{Error, Result};
@@ -87,7 +88,7 @@ pub fn create(m: &Meta, ns: &str, mut img: ImageRec) -> Result<ImageRec> {
         let now = now_nanos();
         img.created_at = now;
         img.updated_at = now;
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         m.db.ensure_namespace(&mut b, ns)?;
         b.insert(k, encode(&img));
         m.db.commit(b)?;
@@ -125,7 +126,7 @@ pub fn update(m: &Meta, ns: &str, img: ImageRec, paths: &[String]) -> Result<Ima
         }
         validate(&cur)?;
         cur.updated_at = now_nanos();
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.insert(k, encode(&cur));
         m.db.commit(b)?;
         cur
@@ -176,7 +177,7 @@ pub fn delete(m: &Meta, ns: &str, name: &str, sync: bool) -> Result<()> {
         if !m.db.contains(&k)? {
             return Err(not_found(name));
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.remove(k);
         m.db.commit(b)?;
     }

@@ -1,7 +1,7 @@
 //! Leases: client-held roots for garbage collection. Content, ingests and (later) snapshots written
 //! under a lease, or added to it, live at least as long as the lease.
 
-use super::{check_key_part, encode, key, now_nanos, prefix, Kind, Labels, LeaseRec};
+use super::{check_key_part, encode, key, now_nanos, prefix, Batch, Kind, Labels, LeaseRec};
 use crate::content::Digest;
 use crate::error::{Error, Result};
 use crate::filters::{label_field, Adaptor, Filter};
@@ -81,7 +81,7 @@ pub fn create(m: &Meta, ns: &str, id: &str, labels: Labels) -> Result<LeaseRec> 
         labels,
         created_at: now_nanos(),
     };
-    let mut b = sled::Batch::default();
+    let mut b = Batch::default();
     m.db.ensure_namespace(&mut b, ns)?;
     b.insert(k, encode(&rec));
     m.db.commit(b)?;
@@ -123,7 +123,7 @@ pub fn delete(m: &Meta, ns: &str, id: &str, sync: bool) -> Result<()> {
         if !m.db.contains(&k)? {
             return Err(not_found(id));
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.remove(k);
         for rk in m.db.keys(&prefix(Kind::LeaseResource, &[ns, id]))? {
             let mut full = prefix(Kind::LeaseResource, &[ns, id]);
@@ -141,13 +141,7 @@ fn resource_key(ns: &str, lease: &str, r: &Resource) -> Vec<u8> {
 
 /// Adds `r` to the lease inside a caller's batch (content commits and ingests under the
 /// `containerd-lease` header use this); the lease must exist.
-pub fn add_to_batch(
-    m: &Meta,
-    b: &mut sled::Batch,
-    ns: &str,
-    lease: &str,
-    r: &Resource,
-) -> Result<()> {
+pub fn add_to_batch(m: &Meta, b: &mut Batch, ns: &str, lease: &str, r: &Resource) -> Result<()> {
     if !m.db.contains(&key(Kind::Lease, &[ns, lease]))? {
         return Err(not_found(lease));
     }
@@ -158,7 +152,7 @@ pub fn add_to_batch(
 pub fn add_resource(m: &Meta, ns: &str, lease: &str, r: &Resource) -> Result<()> {
     validate_resource(r)?;
     let _w = m.db.write_lock();
-    let mut b = sled::Batch::default();
+    let mut b = Batch::default();
     add_to_batch(m, &mut b, ns, lease, r)?;
     m.db.commit(b)
 }
@@ -170,7 +164,7 @@ pub fn delete_resource(m: &Meta, ns: &str, lease: &str, r: &Resource) -> Result<
         if !m.db.contains(&key(Kind::Lease, &[ns, lease]))? {
             return Err(not_found(lease));
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.remove(resource_key(ns, lease, r));
         m.db.commit(b)?;
     }

@@ -18,9 +18,10 @@
 //! ```
 //!
 //! Mutations are serialised by one writer lock (as bbolt has one writer): a mutation reads what it
-//! needs, builds one `sled::Batch`, applies it atomically and flushes before the caller replies.
+//! needs, builds one [`Batch`], applies it atomically and flushes before the caller replies.
 //! Readers never take the lock. Garbage collection takes the same lock for mark and sweep.
 
+mod batch;
 pub mod containers;
 pub mod content;
 pub mod images;
@@ -29,6 +30,7 @@ pub mod namespaces;
 mod records;
 pub mod snapshots;
 
+pub use batch::Batch;
 pub use records::*;
 
 use std::path::Path;
@@ -113,9 +115,20 @@ impl Db {
         self.wlock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies one mutation atomically and makes it durable before returning.
-    pub fn commit(&self, batch: sled::Batch) -> Result<()> {
-        self.tree.apply_batch(batch)?;
+    /// Applies one mutation atomically and makes it durable before returning. An empty batch
+    /// has nothing to make durable: every earlier mutation flushed before its writer let go of
+    /// the lock.
+    pub fn commit(&self, batch: Batch) -> Result<()> {
+        match batch.into_writes() {
+            batch::Writes::None => return Ok(()),
+            batch::Writes::One(k, Some(v)) => {
+                self.tree.insert(k, v)?;
+            }
+            batch::Writes::One(k, None) => {
+                self.tree.remove(k)?;
+            }
+            batch::Writes::Many(b) => self.tree.apply_batch(b)?,
+        }
         self.tree.flush()?;
         Ok(())
     }
@@ -167,7 +180,7 @@ impl Db {
 
     /// Adds the namespace record to `batch` unless it exists: writing into a namespace creates it,
     /// as in containerd.
-    pub fn ensure_namespace(&self, batch: &mut sled::Batch, ns: &str) -> Result<()> {
+    pub fn ensure_namespace(&self, batch: &mut Batch, ns: &str) -> Result<()> {
         let k = key(Kind::Namespace, &[ns]);
         if !self.contains(&k)? {
             batch.insert(k, encode(&NamespaceRec::default()));

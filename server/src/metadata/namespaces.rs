@@ -2,7 +2,7 @@
 
 use berth_api::containerd::events::{NamespaceCreate, NamespaceDelete, NamespaceUpdate};
 
-use super::{encode, key, prefix, Kind, Labels, NamespaceRec};
+use super::{encode, key, prefix, Batch, Kind, Labels, NamespaceRec};
 use crate::error::{Error, Result};
 use crate::identifiers;
 use crate::Meta;
@@ -37,7 +37,7 @@ pub fn create(m: &Meta, name: &str, labels: Labels) -> Result<Labels> {
         if m.db.contains(&k)? {
             return Err(Error::exists(format!("namespace {name:?}: already exists")));
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.insert(
             k,
             encode(&NamespaceRec {
@@ -80,7 +80,7 @@ pub fn update(m: &Meta, name: &str, labels: Labels, paths: &[String]) -> Result<
                 }
             }
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.insert(k, encode(&rec));
         m.db.commit(b)?;
         rec.labels
@@ -125,7 +125,7 @@ pub fn delete(m: &Meta, name: &str) -> Result<()> {
                 remaining.join(", ")
             )));
         }
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         b.remove(k);
         m.db.commit(b)?;
     }

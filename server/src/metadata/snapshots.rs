@@ -10,7 +10,7 @@ use berth_api::containerd::events::{SnapshotCommit, SnapshotPrepare, SnapshotRem
 use berth_snapshotter::{Info, Labels, Mount, Snapshotter, Usage};
 
 use super::leases::{self, Resource};
-use super::{check_key_part, set_or_remove};
+use super::{check_key_part, set_or_remove, Batch};
 use crate::error::{Error, Result};
 use crate::filters::{label_field, Adaptor, Filter};
 use crate::identifiers;
@@ -96,7 +96,7 @@ fn lease_resource(sn: &str, key: &str) -> Resource {
 /// Records `key` under the caller's lease, in its own batch after the backend change: if the
 /// daemon dies in between, the snapshot is unreferenced and the next collection removes it.
 fn add_to_lease(m: &Meta, ns: &str, lease: Option<&str>, sn: &str, key: &str) -> Result<()> {
-    let mut b = sled::Batch::default();
+    let mut b = Batch::default();
     m.db.ensure_namespace(&mut b, ns)?;
     if let Some(l) = lease {
         leases::add_to_batch(m, &mut b, ns, l, &lease_resource(sn, key))?;
