@@ -11,6 +11,9 @@ use crate::error::{Context, Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Message {
+    /// Runtime → init: the container's cgroup directories exist (init may bind them), though init may
+    /// not be in them yet.
+    CgroupsMade,
     /// Runtime → init: the init (whose host pid this is) is in its cgroups; go on.
     Go(i32),
     /// Stage 1 → runtime: the user namespace exists; write the id maps.
@@ -68,6 +71,18 @@ impl Channel {
         serde_json::from_slice(&buf[..n])
             .map(Some)
             .map_err(|e| Error::Init(format!("bad sync message: {e}")))
+    }
+
+    /// An error the other side has already reported, without waiting. When a step of the runtime fails
+    /// while init runs concurrently, init may have failed first (and be the reason the step failed):
+    /// its own report is then the message worth returning.
+    pub fn take_error(&self) -> Option<String> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).ok()?;
+        match serde_json::from_slice(&buf[..n]).ok()? {
+            Message::Error(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// Receives and insists on `want`; an `Error` from the other side becomes this side's error.

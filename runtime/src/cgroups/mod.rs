@@ -64,19 +64,30 @@ pub fn container_path(spec_path: Option<&Path>, id: &str) -> Result<PathBuf> {
 impl Cgroup {
     /// Creates the container's cgroup directories and applies the resources.
     pub fn create(rel: &Path, resources: Option<&LinuxResources>) -> Result<Cgroup> {
-        let cg = if host_is_v2() {
+        let cg = Cgroup::locate(rel)?;
+        cg.setup(resources)?;
+        Ok(cg)
+    }
+
+    /// Where the container's cgroups are on this host, without creating anything.
+    pub fn locate(rel: &Path) -> Result<Cgroup> {
+        Ok(if host_is_v2() {
             Cgroup::V2(v2::Manager::new(Path::new(CGROUP_ROOT).join(rel)))
         } else {
             Cgroup::V1(v1::Manager::discover(rel)?)
-        };
-        cg.mkdirs()?;
+        })
+    }
+
+    /// Creates the directories and applies the resources; on failure removes what it created.
+    pub fn setup(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        self.mkdirs()?;
         if let Some(r) = resources {
-            if let Err(e) = cg.apply(r) {
-                let _ = cg.remove();
+            if let Err(e) = self.apply(r) {
+                let _ = self.remove();
                 return Err(e);
             }
         }
-        Ok(cg)
+        Ok(())
     }
 
     fn mkdirs(&self) -> Result<()> {

@@ -116,8 +116,8 @@ pub fn create(opts: &CreateOptions) -> Result<Container> {
     .ctx(|| format!("chmod exec fifo {}", fifo_path.display()))?;
     let fifo = open_owned(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC)?;
 
-    let cgroup = Cgroup::create(&cgroup_rel, linux.resources().as_ref())?;
-    cleanup.cgroup = Some(cgroup.clone());
+    // Only located here: the directories are made after the fork, while init already works (below).
+    let cgroup = Cgroup::locate(&cgroup_rel)?;
     let joins = plan.open_joins()?;
     let console = opts
         .console_socket
@@ -167,10 +167,21 @@ pub fn create(opts: &CreateOptions) -> Result<Container> {
     cleanup.child = Some(pid);
     drop(child_ch);
 
-    cgroup.add(pid.as_raw())?;
+    // Init sets up its namespaces and mounts while its cgroups are made and it is moved into them (see
+    // process::init); if it failed meanwhile, its own report is the error to return.
+    let early = |e: Error| parent_ch.take_error().map_or(e, Error::Init);
+    cleanup.cgroup = Some(cgroup.clone());
+    cgroup.setup(linux.resources().as_ref()).map_err(early)?;
+    if !plan.has_user() {
+        // Before the move, which can take a while: init can bind its cgroups meanwhile.
+        parent_ch.send(&Message::CgroupsMade).map_err(early)?;
+    }
+    cgroup.add(pid.as_raw()).map_err(early)?;
     let pid = if plan.has_user() {
         let init = user_ns_handshake(&parent_ch, pid, linux)?;
         cleanup.child = Some(init);
+        // Stage 1 is gone: from here on init reads the channel.
+        parent_ch.send(&Message::CgroupsMade).map_err(early)?;
         init
     } else {
         pid
@@ -181,10 +192,10 @@ pub fn create(opts: &CreateOptions) -> Result<Container> {
             Error::Init(format!(
                 "set oom_score_adj {adj}: {e} (lowering it below the runtime's own needs CAP_SYS_RESOURCE)"
             ))
-        })?;
+        }).map_err(early)?;
     }
     state.pid = pid.as_raw();
-    parent_ch.send(&Message::Go(pid.as_raw()))?;
+    parent_ch.send(&Message::Go(pid.as_raw())).map_err(early)?;
     loop {
         match parent_ch.recv()? {
             Some(Message::Ready) => break,

@@ -62,16 +62,11 @@ fn unreachable_exec_error() -> Error {
 }
 
 fn setup(a: &InitArgs) -> Result<()> {
-    let host_pid = match a.channel.recv()? {
-        Some(Message::Go(pid)) => pid,
-        other => {
-            return Err(Error::Init(format!(
-                "expected go from the runtime, got {other:?}"
-            )))
-        }
-    };
-    let mut hook_state = a.hook_state.clone();
-    hook_state.pid = host_pid;
+    // Until `Go` the runtime makes the container's cgroups (`CgroupsMade`) and moves this process into
+    // them, which on cgroup v1 waits for an RCU grace period (often milliseconds). Meanwhile init does
+    // the part of its setup that forks nothing, does not depend on being in the cgroups and touches
+    // nothing outside the container's own new namespaces: joining and creating namespaces, and the
+    // mounts in its new mount namespace (those of the cgroups once they exist).
     let process = a
         .spec
         .process()
@@ -83,9 +78,39 @@ fn setup(a: &InitArgs) -> Result<()> {
     if a.plan.is_new(LinuxNamespaceType::Time) && !a.plan.has_user() {
         namespaces::enter_new_time(&time_offsets(a.spec)?)?;
     }
+    let setup = rootfs::Setup {
+        spec: a.spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        private_net: a.plan.is_private(LinuxNamespaceType::Network),
+        cgroup_dirs: a.cgroup_dirs,
+        no_pivot: a.no_pivot,
+        bind_devices: a.plan.has_user(),
+    };
+    let mut cgroups_made = false;
+    let root = rootfs::prepare_mounts(&setup, &mut || {
+        cgroups_made = true;
+        a.channel.expect(Message::CgroupsMade)
+    })?;
+    if !cgroups_made {
+        a.channel.expect(Message::CgroupsMade)?;
+    }
+    let host_pid = match a.channel.recv()? {
+        Some(Message::Go(pid)) => pid,
+        other => {
+            return Err(Error::Init(format!(
+                "expected go from the runtime, got {other:?}"
+            )))
+        }
+    };
+    let mut hook_state = a.hook_state.clone();
+    hook_state.pid = host_pid;
+    // A cgroup namespace is rooted at the cgroup the process is in when it is created: after the move.
     if a.plan.is_new(LinuxNamespaceType::Cgroup) {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace")?;
     }
+    // Hostname and sysctls only now: a joined uts, ipc or network namespace is shared, and a create the
+    // runtime fails before `Go` must leave it untouched.
     if let Some(h) = a.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx(|| format!("set hostname {h:?}"))?;
     }
@@ -101,17 +126,7 @@ fn setup(a: &InitArgs) -> Result<()> {
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
         std::fs::write(&path, value).ctx(|| format!("set sysctl {key}={value}"))?;
     }
-
-    let setup = rootfs::Setup {
-        spec: a.spec,
-        rootfs: a.rootfs,
-        bundle: a.bundle,
-        private_net: a.plan.is_private(LinuxNamespaceType::Network),
-        cgroup_dirs: a.cgroup_dirs,
-        no_pivot: a.no_pivot,
-        bind_devices: a.plan.has_user(),
-    };
-    rootfs::prepare(&setup)?;
+    rootfs::prepare_devices(&setup, &root)?;
 
     let hooks = a.spec.hooks().as_ref();
     #[allow(deprecated)]

@@ -103,8 +103,7 @@ pub fn create(root: &Root, node: &Node, bind: bool) -> Result<()> {
         _ => InodeType::CharacterDevice(perm, dev),
     };
     if let Some(parent) = node.path.parent() {
-        root.mkdir_all(parent, &std::fs::Permissions::from_mode(0o755))
-            .ctx(|| format!("create {}", parent.display()))?;
+        super::inroot::mkdir_all(root, parent, 0o755)?;
     }
     if let Err(e) = root.create(&node.path, &inode) {
         if root.resolve_nofollow(&node.path).is_err() {
@@ -152,11 +151,13 @@ pub fn create_symlinks(root: &Root, with_devpts: bool) -> Result<()> {
     }
     if with_devpts {
         // The container's ptmx must be the one of its own devpts instance.
-        let _ = root.remove_file("/dev/ptmx");
+        if super::inroot::probe(root, Path::new("/dev/ptmx"), false).is_some() {
+            let _ = root.remove_file("/dev/ptmx");
+        }
         links.push(("/dev/ptmx", "pts/ptmx"));
     }
     for (link, target) in links {
-        if root.resolve_nofollow(link).is_ok() {
+        if super::inroot::probe(root, Path::new(link), false).is_some() {
             continue;
         }
         root.create(link, &InodeType::Symlink(target.into()))

@@ -2,6 +2,7 @@
 //! masked and read-only paths. Runs in the container's init process, inside its new mount namespace.
 
 pub mod devices;
+mod inroot;
 pub mod masked;
 pub mod mounts;
 pub mod options;
@@ -49,8 +50,11 @@ fn mount_label(spec: &Spec) -> Option<&str> {
         .filter(|l| !l.is_empty())
 }
 
-/// Everything before the root switch, while host paths (bind sources) are still reachable.
-pub fn prepare(s: &Setup) -> Result<()> {
+/// The mounts before the root switch, while host paths (bind sources) are still reachable. Returns the
+/// root handle for `prepare_devices`. Creates no device node and forks nothing, so init runs it while
+/// the runtime makes its cgroups: `cgroups_made` waits until their directories exist, and is called
+/// before the first `cgroup` mount (which binds them), if there is one.
+pub fn prepare_mounts(s: &Setup, cgroups_made: &mut dyn FnMut() -> Result<()>) -> Result<Root> {
     // Stop mount events of the container from reaching the host; rslave unless the spec asks otherwise.
     let prop = rootfs_propagation(s.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(
@@ -79,10 +83,21 @@ pub fn prepare(s: &Setup) -> Result<()> {
         mount_label: mount_label(s.spec),
     };
     let all_mounts = s.spec.mounts().as_deref().unwrap_or_default();
+    let mut waited = false;
     for m in all_mounts {
+        if !waited && matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
+            cgroups_made()?;
+            waited = true;
+        }
         mounts::mount_entry(&root, m, &env)?;
     }
+    Ok(root)
+}
 
+/// The device nodes and /dev symlinks, after `prepare_mounts` and still before the root switch. Runs in
+/// the container's cgroups, so the device cgroup applies to the nodes as it does under runc.
+pub fn prepare_devices(s: &Setup, root: &Root) -> Result<()> {
+    let all_mounts = s.spec.mounts().as_deref().unwrap_or_default();
     let dev_is_bind = all_mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
             && (m.typ().as_deref() == Some("bind")
@@ -94,7 +109,7 @@ pub fn prepare(s: &Setup) -> Result<()> {
     let linux = s.spec.linux().as_ref();
     if !dev_is_bind {
         for node in devices::default_nodes() {
-            devices::create(&root, &node, s.bind_devices)?;
+            devices::create(root, &node, s.bind_devices)?;
         }
     }
     for d in linux
@@ -102,12 +117,12 @@ pub fn prepare(s: &Setup) -> Result<()> {
         .into_iter()
         .flatten()
     {
-        devices::create(&root, &devices::from_spec(d)?, s.bind_devices)?;
+        devices::create(root, &devices::from_spec(d)?, s.bind_devices)?;
     }
     let with_devpts = all_mounts
         .iter()
         .any(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"));
-    devices::create_symlinks(&root, with_devpts)
+    devices::create_symlinks(root, with_devpts)
 }
 
 pub fn enter(s: &Setup) -> Result<()> {

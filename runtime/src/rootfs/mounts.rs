@@ -143,17 +143,13 @@ fn refuse_symlink(root: &Root, dest: &Path, typ: &str) -> Result<()> {
 /// Creates the destination (a directory, or an empty file for a file bind mount) inside the root and
 /// returns an O_PATH handle on it.
 pub fn create_destination(root: &Root, dest: &Path, dir: bool) -> Result<Handle> {
-    let perm = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
     if dir {
-        return root
-            .mkdir_all(dest, &perm)
-            .ctx(|| format!("create mount point {}", dest.display()));
+        return super::inroot::mkdir_all(root, dest, 0o755);
     }
     if let Some(parent) = dest.parent() {
-        root.mkdir_all(parent, &perm)
-            .ctx(|| format!("create mount point parent {}", parent.display()))?;
+        super::inroot::mkdir_all(root, parent, 0o755)?;
     }
-    if root.resolve(dest).is_err() {
+    if super::inroot::probe(root, dest, true).is_none() {
         let file_perm =
             <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
         root.create_file(dest, OpenFlags::O_CLOEXEC, &file_perm)
