@@ -256,12 +256,26 @@ pub fn clean_dir(dir: &Path) {
         );
         return;
     }
+    remove_overlay_aliases(dir);
     if std::env::var_os("BERTH_KEEP_TEMP").is_some() {
         eprintln!("berth-tests: keeping {}", dir.display());
         return;
     }
     if let Err(err) = std::fs::remove_dir_all(dir) {
         eprintln!("berth-tests: remove {}: {err}", dir.display());
+    }
+}
+
+/// The overlay snapshotter's short aliases (`/run/berth-l/<name>` -> `<root>/snapshots/...`)
+/// that point into `dir`: a daemon killed with SIGKILL leaves its alias behind.
+fn remove_overlay_aliases(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/run/berth-l") else {
+        return;
+    };
+    for e in entries.flatten() {
+        if std::fs::read_link(e.path()).is_ok_and(|target| target.starts_with(dir)) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
