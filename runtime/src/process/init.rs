@@ -42,13 +42,18 @@ pub struct InitArgs<'a> {
 
 /// Never returns: execs the container's program or exits with status 1 after reporting the error.
 pub fn run(args: InitArgs) -> ! {
-    if args.plan.has_user() {
-        super::stage1::run(&args);
-    }
-    let err = match setup(&args) {
-        Ok(()) => unreachable_exec_error(),
-        Err(e) => e,
-    };
+    // A panic must not unwind out of this forked child into `create()`'s frame: the cleanup there
+    // belongs to the runtime process and would remove the container's state.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if args.plan.has_user() {
+            super::stage1::run(&args);
+        }
+        match setup(&args) {
+            Ok(()) => unreachable_exec_error(),
+            Err(e) => e,
+        }
+    }));
+    let err = outcome.unwrap_or_else(|_| Error::Init("init panicked".into()));
     // The runtime may already be gone (after `Ready`); then stderr is all that is left.
     if args.channel.send(&Message::Error(err.to_string())).is_err() {
         let _ = writeln!(std::io::stderr(), "berth-runtime init: {err}");
