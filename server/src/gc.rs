@@ -176,9 +176,7 @@ fn mark(
             .and_then(|v| leases::parse_expire(v).ok());
         if exp.is_some_and(|at| at <= now) {
             expired.push(key(Kind::Lease, &[ns, &id]));
-            for rk in m.db.keys(&prefix(Kind::LeaseResource, &[ns, &id]))? {
-                let mut full = prefix(Kind::LeaseResource, &[ns, &id]);
-                full.extend_from_slice(rk.as_bytes());
+            for (full, rk) in leases::resource_keys(m, ns, &id)? {
                 expired.push(full);
                 // An ingest started under the lease goes with it.
                 if let Some(r) = rk.strip_prefix("ingests\0") {

@@ -125,14 +125,26 @@ pub fn delete(m: &Meta, ns: &str, id: &str, sync: bool) -> Result<()> {
         }
         let mut b = Batch::default();
         b.remove(k);
-        for rk in m.db.keys(&prefix(Kind::LeaseResource, &[ns, id]))? {
-            let mut full = prefix(Kind::LeaseResource, &[ns, id]);
-            full.extend_from_slice(rk.as_bytes());
+        for (full, _) in resource_keys(m, ns, id)? {
             b.remove(full);
         }
         m.db.commit(b)?;
     }
     m.gc.after_delete(m, sync)
+}
+
+/// The lease's resource records: each full key with its `<type>\0<id>` part.
+pub fn resource_keys(m: &Meta, ns: &str, lease: &str) -> Result<Vec<(Vec<u8>, String)>> {
+    let p = prefix(Kind::LeaseResource, &[ns, lease]);
+    Ok(m.db
+        .keys(&p)?
+        .into_iter()
+        .map(|rest| {
+            let mut full = p.clone();
+            full.extend_from_slice(rest.as_bytes());
+            (full, rest)
+        })
+        .collect())
 }
 
 fn resource_key(ns: &str, lease: &str, r: &Resource) -> Vec<u8> {
@@ -175,10 +187,9 @@ pub fn resources(m: &Meta, ns: &str, lease: &str) -> Result<Vec<Resource>> {
     if !m.db.contains(&key(Kind::Lease, &[ns, lease]))? {
         return Err(not_found(lease));
     }
-    Ok(m.db
-        .keys(&prefix(Kind::LeaseResource, &[ns, lease]))?
+    Ok(resource_keys(m, ns, lease)?
         .into_iter()
-        .filter_map(|rest| {
+        .filter_map(|(_, rest)| {
             let (kind, id) = rest.split_once('\0')?;
             Some(Resource {
                 id: id.to_string(),
