@@ -113,12 +113,6 @@ pub fn delete(m: &Meta, ns: &str, d: &Digest) -> Result<()> {
     m.gc.after_delete(m, false)
 }
 
-/// Reads part of a blob the namespace holds.
-pub fn read(m: &Meta, ns: &str, d: &Digest, offset: u64, len: usize) -> Result<Vec<u8>> {
-    info(m, ns, d)?;
-    m.content.read_at(d, offset, len)
-}
-
 /// A blob the namespace holds, opened for streaming reads.
 pub fn open(m: &Meta, ns: &str, d: &Digest) -> Result<(BlobRec, std::fs::File)> {
     let rec = info(m, ns, d)?;

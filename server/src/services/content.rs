@@ -1,4 +1,4 @@
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use api::content_server::Content;
@@ -11,7 +11,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{blocking, digest, filter, lease, namespace, paths, ts, ts_system, BoxStream};
 use crate::content::{Digest, IngestStatus};
-use crate::error::Error;
 use crate::metadata::content::{self as meta, NsWriter};
 use crate::metadata::BlobRec;
 use crate::Meta;
@@ -117,7 +116,7 @@ impl Content for ContentService {
         let ns = namespace(&r)?;
         let r = r.into_inner();
         let d = digest(&r.digest)?;
-        let (rec, mut file) = meta::open(&self.0, &ns, &d)?;
+        let (rec, file) = meta::open(&self.0, &ns, &d)?;
         let size = rec.size;
         if r.offset < 0 || r.offset > size {
             return Err(Status::out_of_range(format!(
@@ -134,37 +133,20 @@ impl Content for ContentService {
         if end - start <= CHUNK as i64 {
             // One message: manifests, configs and indexes, the common case. Reading a small file
             // here costs less than handing it to a blocking thread.
-            let mut buf = vec![0u8; (end - start) as usize];
-            file.seek(SeekFrom::Start(start as u64))
-                .and_then(|_| file.read_exact(&mut buf))
-                .map_err(|e| Status::data_loss(format!("content {d}: {e}")))?;
-            let msg = api::ReadContentResponse {
-                offset: start,
-                data: buf,
-            };
+            let msg = read_chunk(&file, &d, start, (end - start) as usize)?;
             return Ok(Response::new(Box::pin(tokio_stream::once(Ok(msg)))));
         }
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let mut off = start;
-            if let Err(e) = file.seek(SeekFrom::Start(off as u64)) {
-                let _ = tx.blocking_send(Err(Status::from(Error::from(e))));
-                return;
-            }
             while off < end {
                 let n = ((end - off) as usize).min(CHUNK);
-                let mut buf = vec![0u8; n];
-                if let Err(e) = file.read_exact(&mut buf) {
-                    let _ = tx.blocking_send(Err(Status::data_loss(format!("content {d}: {e}"))));
-                    return;
-                }
-                let msg = api::ReadContentResponse {
-                    offset: off,
-                    data: buf,
-                };
+                let msg = read_chunk(&file, &d, off, n);
+                let failed = msg.is_err();
                 off += n as i64;
-                if tx.blocking_send(Ok(msg)).is_err() {
-                    return; // the client went away
+                // Stop when the client went away or after reporting an error.
+                if tx.blocking_send(msg).is_err() || failed {
+                    return;
                 }
             }
         });
@@ -240,6 +222,19 @@ impl Content for ContentService {
         blocking(move || meta::abort(&m, &ns, &reference)).await?;
         Ok(Response::new(()))
     }
+}
+
+/// One Read reply: `n` bytes of the blob from `offset`.
+fn read_chunk(
+    file: &std::fs::File,
+    d: &Digest,
+    offset: i64,
+    n: usize,
+) -> Result<api::ReadContentResponse, Status> {
+    let mut data = vec![0u8; n];
+    file.read_exact_at(&mut data, offset as u64)
+        .map_err(|e| Status::data_loss(format!("content {d}: {e}")))?;
+    Ok(api::ReadContentResponse { offset, data })
 }
 
 /// tonic reports an oversized message as OutOfRange; containerd's clients expect
