@@ -1,9 +1,18 @@
 //! Snapshot directories: building under a temp name, renaming into place, removing orphans.
 
 use std::collections::HashSet;
+use std::ffi::{CStr, OsStr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+use nix::dir::Dir;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::NixPath;
+
+use super::records::EmptyDir;
 use super::{lock, Store};
 use crate::{Error, Result};
 
@@ -12,15 +21,19 @@ impl Store {
     /// building. Orphans are renamed aside under the lock and deleted after it.
     pub fn cleanup(&self) -> Result<()> {
         let doomed = {
-            let _w = lock(&self.wlock);
+            // Nothing is recorded while the lock is held, and a temp dir is in `inflight` before
+            // it is made: so whatever the listing shows is in the records or in `inflight`
+            // read after it, unless it is an orphan.
+            let _w = lock(&self.writer);
             let live: HashSet<String> = self
                 .records()?
                 .into_iter()
                 .map(|(_, r)| r.id.to_string())
                 .collect();
+            let entries = self.entries()?;
             let inflight = lock(&self.inflight).clone();
             let mut doomed = Vec::new();
-            for name in self.entries()? {
+            for name in entries {
                 if live.contains(&name) || inflight.contains(&name) {
                     continue;
                 }
@@ -39,20 +52,6 @@ impl Store {
         };
         for dir in doomed {
             remove_dir_logged(&dir);
-        }
-        Ok(())
-    }
-
-    /// At open nothing is in flight: temp dirs and ids at or past the counter are leftovers.
-    pub(super) fn remove_crash_leftovers(&self) -> Result<()> {
-        let next = self.next_id()?;
-        for name in self.entries()? {
-            let stale = name.starts_with("tmp-")
-                || name.starts_with("rm-")
-                || name.parse::<u64>().is_ok_and(|id| id >= next);
-            if stale {
-                remove_dir_logged(&self.snapshots.join(name));
-            }
         }
         Ok(())
     }
@@ -87,7 +86,13 @@ impl Store {
             std::fs::rename(from, to)
                 .map_err(|e| Error::io(format_args!("rename to {}", to.display()), e))?;
         }
-        // The rename must be on disk before the record that points at it.
+        Ok(())
+    }
+
+    /// Puts the renames into `snapshots/` on disk (on ext4 and xfs, with everything made
+    /// inside the directories before them): for a snapshot whose directory could not be rebuilt
+    /// from its record.
+    pub(super) fn sync_snapshots(&self) -> Result<()> {
         let d = std::fs::File::open(&self.snapshots)
             .map_err(|e| Error::io(format_args!("open {}", self.snapshots.display()), e))?;
         d.sync_all()
@@ -144,6 +149,69 @@ impl Drop for TempDir<'_> {
         }
         lock(&self.store.inflight).remove(&self.name);
     }
+}
+
+/// What a rebuildable snapshot directory holds: `Some` when it is only empty directories (so
+/// they can be made again from the record), `None` when anything else is in it.
+pub(super) fn empty_dirs(dir: &Path) -> Result<Option<Vec<EmptyDir>>> {
+    let io = |what: &str, path: &Path, e: nix::Error| {
+        Error::io(
+            format_args!("{what} {}", path.display()),
+            std::io::Error::from(e),
+        )
+    };
+    let mut top = open_dir(None, dir)
+        .map_err(|e| io("read", dir, e))?
+        .into_iter();
+    let fd = top.as_raw_fd();
+    let mut out = Vec::new();
+    for entry in top.by_ref() {
+        let entry = entry.map_err(|e| io("read", dir, e))?;
+        let name = entry.file_name();
+        if is_dot(name) {
+            continue;
+        }
+        let path = dir.join(OsStr::from_bytes(name.to_bytes()));
+        let Ok(utf8) = name.to_str() else {
+            return Ok(None);
+        };
+        let st = fstatat(Some(fd), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| io("stat", &path, e))?;
+        if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFDIR.bits() {
+            return Ok(None);
+        }
+        let mut inner = open_dir(Some(fd), name)
+            .map_err(|e| io("read", &path, e))?
+            .into_iter();
+        for e in inner.by_ref() {
+            if !is_dot(e.map_err(|e| io("read", &path, e))?.file_name()) {
+                return Ok(None);
+            }
+        }
+        out.push(EmptyDir {
+            name: utf8.to_string(),
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// Opens a directory for listing without touching its access time: a fresh directory's first
+/// listing would otherwise write its inode (relatime updates an atime not newer than the
+/// mtime), a journal entry per directory on the prepare path.
+fn open_dir(at: Option<RawFd>, name: &(impl NixPath + ?Sized)) -> nix::Result<Dir> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match Dir::openat(at, name, flags | OFlag::O_NOATIME, Mode::empty()) {
+        // O_NOATIME needs ownership or CAP_FOWNER.
+        Err(nix::Error::EPERM) => Dir::openat(at, name, flags, Mode::empty()),
+        r => r,
+    }
+}
+
+fn is_dot(name: &CStr) -> bool {
+    matches!(name.to_bytes(), b"." | b"..")
 }
 
 /// Best-effort recursive removal; what is left is an orphan for cleanup.

@@ -1,7 +1,9 @@
-//! The mutations: each checks under the writer lock, applies one sled batch and flushes.
+//! The mutations: each checks under the writer lock, makes one atomic sled write (a single key
+//! where it can) and flushes.
 
 use std::path::Path;
 
+use super::dirs::empty_dirs;
 use super::records::*;
 use super::{lock, remove_dir_logged, Snapshot, Store};
 use crate::{Error, Info, Kind, Labels, Result, Usage};
@@ -9,7 +11,8 @@ use crate::{Error, Info, Kind, Labels, Result, Usage};
 impl Store {
     /// Creates an active snapshot or a view. `populate` fills the new snapshot's directory
     /// (still under a temp name) given the parents' ids, nearest first; only once it succeeded
-    /// is the directory renamed to its id and the record written.
+    /// is the directory renamed to its id and the record written. What `populate` made decides
+    /// whether the rename is synced (see the module doc).
     pub fn create(
         &self,
         kind: Kind,
@@ -41,12 +44,14 @@ impl Store {
             }
             None => (None, Vec::new()),
         };
+        self.check_not_lost(key, None, &parent_ids)?;
 
         let mut temp = self.temp_dir()?;
         populate(&temp.path, &parent_ids)
             .map_err(|e| e.context(format_args!("snapshot {key:?}")))?;
+        let empty = empty_dirs(&temp.path)?;
 
-        let _w = lock(&self.wlock);
+        let mut w = lock(&self.writer);
         if self.db.contains_key(snapshot_key(key))? {
             return Err(Error::exists(format!("snapshot {key:?}: already exists")));
         }
@@ -57,10 +62,17 @@ impl Store {
                 )));
             }
         }
-        let id = self.next_id()?;
+        let id = self.take_id(&mut w)?;
         let dir = self.dir(id);
         self.rename_into_place(&temp.path, &dir)?;
         temp.disarm();
+        if empty.is_none() {
+            // It holds data no record could rebuild: the rename goes on disk before the record.
+            if let Err(e) = self.sync_snapshots() {
+                remove_dir_logged(&dir);
+                return Err(e);
+            }
+        }
 
         let now = now_nanos();
         let rec = SnapshotRec {
@@ -72,16 +84,15 @@ impl Store {
             updated: now,
             size: 0,
             inodes: 0,
+            rebuildable: empty.is_some(),
+            empty_dirs: empty.unwrap_or_default(),
         };
-        let mut batch = sled::Batch::default();
-        batch.insert(snapshot_key(key), prost::Message::encode_to_vec(&rec));
-        batch.insert(NEXT_ID_KEY, &(id + 1).to_be_bytes());
-        if let Some(pid) = parent_id {
-            batch.insert(child_key(pid, id), &[]);
-        }
-        if let Err(e) = self.apply(batch) {
+        if let Err(e) = self.put(key, &rec) {
             remove_dir_logged(&dir);
             return Err(e);
+        }
+        if let Some(p) = parent {
+            w.children.entry(p.to_string()).or_default().insert(id);
         }
         Ok(Snapshot {
             id,
@@ -121,8 +132,12 @@ impl Store {
             parent_ids: self.parent_ids(key, &rec)?,
         };
         let usage = measure(&snap)?;
+        if rec.rebuildable {
+            // From now on it holds data and may be built on: its directory must not vanish.
+            self.sync_snapshots()?;
+        }
 
-        let _w = lock(&self.wlock);
+        let _w = lock(&self.writer);
         let rec = self.get(key)?;
         check(&rec)?;
         if rec.id != snap.id {
@@ -138,6 +153,8 @@ impl Store {
             updated: now,
             size: usage.size,
             inodes: usage.inodes,
+            rebuildable: false,
+            empty_dirs: Vec::new(),
             ..rec
         };
         let mut batch = sled::Batch::default();
@@ -150,43 +167,32 @@ impl Store {
         Ok(snap)
     }
 
-    /// Deletes the record, then the directory (a failure there is logged and left for
-    /// [`Store::cleanup`]).
+    /// Deletes the record only: the directory, no longer named by any record, goes with the
+    /// next [`Store::cleanup`] (or open), as containerd's collector removes snapshot
+    /// directories after the record. So the caller is answered at once, however big the layer,
+    /// and its id is never handed out again.
     pub fn remove(&self, key: &str) -> Result<Snapshot> {
         let rec = {
-            let _w = lock(&self.wlock);
+            let mut w = lock(&self.writer);
             let rec = self.get(key)?;
-            if self
-                .db
-                .scan_prefix(children_prefix(rec.id))
-                .next()
-                .is_some()
-            {
+            if w.children.get(key).is_some_and(|c| !c.is_empty()) {
                 return Err(Error::precondition(format!(
                     "snapshot {key:?}: cannot remove snapshot with child"
                 )));
             }
-            let mut batch = sled::Batch::default();
-            batch.remove(snapshot_key(key));
+            self.db.remove(snapshot_key(key))?;
+            self.db.flush()?;
+            w.children.remove(key);
             if let Some(p) = rec.parent() {
-                let parent = self
-                    .get(p)
-                    .map_err(|e| e.context(format_args!("snapshot {key:?}")))?;
-                batch.remove(child_key(parent.id, rec.id));
+                if let Some(siblings) = w.children.get_mut(p) {
+                    siblings.remove(&rec.id);
+                    if siblings.is_empty() {
+                        w.children.remove(p);
+                    }
+                }
             }
-            self.apply(batch)?;
             rec
         };
-        // The tree itself goes with the next cleanup(), as containerd's collector removes
-        // snapshot directories after the record: a rename answers the caller at once, however
-        // big the layer. A crash before the rename leaves an unrecorded id, which cleanup()
-        // takes too.
-        let dir = self.dir(rec.id);
-        let doomed = self.snapshots.join(format!("rm-{}", rec.id));
-        if let Err(e) = std::fs::rename(&dir, &doomed) {
-            tracing::warn!("rename {} for removal: {e}", dir.display());
-            remove_dir_logged(&dir);
-        }
         Ok(Snapshot {
             id: rec.id,
             kind: rec.kind(),
@@ -197,7 +203,7 @@ impl Store {
     /// Changes labels only: `labels` replaces them all, `labels.<k>` sets or (when absent from
     /// `labels`) deletes one; no paths replaces them all.
     pub fn update(&self, key: &str, labels: Labels, paths: &[String]) -> Result<Info> {
-        let _w = lock(&self.wlock);
+        let _w = lock(&self.writer);
         let mut rec = self.get(key)?;
         if paths.is_empty() {
             rec.labels = labels;
@@ -220,9 +226,7 @@ impl Store {
             rec.labels = next;
         }
         rec.updated = now_nanos();
-        let mut batch = sled::Batch::default();
-        batch.insert(snapshot_key(key), prost::Message::encode_to_vec(&rec));
-        self.apply(batch)?;
+        self.put(key, &rec)?;
         Ok(rec.info(key))
     }
 }

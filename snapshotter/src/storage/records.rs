@@ -28,6 +28,27 @@ pub struct SnapshotRec {
     pub size: i64,
     #[prost(int64, tag = "8")]
     pub inodes: i64,
+    /// Set when the snapshot was recorded holding only the empty directories in `empty_dirs`
+    /// (an overlay upper and work dir): its directory may then be rebuilt after a power loss
+    /// ate it, so creating it needed no directory sync. Cleared at commit, when it holds data.
+    #[prost(bool, tag = "9")]
+    pub rebuildable: bool,
+    #[prost(message, repeated, tag = "10")]
+    pub empty_dirs: Vec<EmptyDir>,
+}
+
+/// An empty directory directly under a snapshot's directory, as it was made.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EmptyDir {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Permission bits (no file type).
+    #[prost(uint32, tag = "2")]
+    pub mode: u32,
+    #[prost(uint32, tag = "3")]
+    pub uid: u32,
+    #[prost(uint32, tag = "4")]
+    pub gid: u32,
 }
 
 impl SnapshotRec {
@@ -87,20 +108,26 @@ fn from_nanos(n: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(n.max(0) as u64)
 }
 
-// Key layout. Every key starts with a one-byte kind and a NUL:
+// Key layout (schema 2). Every key starts with a one-byte kind and a NUL:
 //
 //   m \0 version                   -> u32 (big endian), the schema version
-//   m \0 next_id                   -> u64 (big endian), the id the next snapshot gets
+//   m \0 next_id                   -> u64 (big endian), the ids' high-water mark: no id at or
+//                                     above it was ever handed out
 //   s \0 <key>                     -> SnapshotRec
-//   c \0 <parent id> <child id>    -> empty; parent→children index (ids as u64 big endian)
+//
+// Schema 1 also kept a parent→children index under `c \0 <parent id> <child id>` and stored
+// the next id exactly; the index now lives in memory (rebuilt from the records at open), so
+// creating and removing a snapshot each write one key. Opening a schema 1 database drops the
+// index keys; its next id is a valid high-water mark as it is.
 //
 // Keys are any text (they may hold spaces, slashes or NULs); they are only ever used as the
 // tail of a sled key, never as a path.
 
 pub const VERSION_KEY: &[u8] = b"m\0version";
-pub const NEXT_ID_KEY: &[u8] = b"m\0next_id";
+pub const ID_LIMIT_KEY: &[u8] = b"m\0next_id";
 pub const SNAPSHOT_PREFIX: &[u8] = b"s\0";
-const CHILD_PREFIX: &[u8] = b"c\0";
+/// Schema 1's parent→children index.
+pub const V1_CHILD_PREFIX: &[u8] = b"c\0";
 
 pub fn snapshot_key(key: &str) -> Vec<u8> {
     let mut k = SNAPSHOT_PREFIX.to_vec();
@@ -112,18 +139,6 @@ pub fn snapshot_key(key: &str) -> Vec<u8> {
 pub fn user_key(k: &[u8]) -> Option<String> {
     let tail = k.strip_prefix(SNAPSHOT_PREFIX)?;
     String::from_utf8(tail.to_vec()).ok()
-}
-
-pub fn children_prefix(parent: u64) -> Vec<u8> {
-    let mut k = CHILD_PREFIX.to_vec();
-    k.extend_from_slice(&parent.to_be_bytes());
-    k
-}
-
-pub fn child_key(parent: u64, child: u64) -> Vec<u8> {
-    let mut k = children_prefix(parent);
-    k.extend_from_slice(&child.to_be_bytes());
-    k
 }
 
 pub fn decode_u64(v: &[u8]) -> Option<u64> {
@@ -138,8 +153,7 @@ mod tests {
     fn keys_keep_any_text() {
         let k = snapshot_key("extract-1 sha256:abc/\0x");
         assert_eq!(user_key(&k).as_deref(), Some("extract-1 sha256:abc/\0x"));
-        assert!(child_key(7, 9).starts_with(&children_prefix(7)));
-        assert!(!child_key(7, 9).starts_with(&children_prefix(9)));
+        assert_eq!(user_key(b"c\0abc"), None);
     }
 
     #[test]
