@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::mount::page_size;
-use crate::storage::{remove_dir_logged, usage, Snapshot, Store};
+use crate::storage::{make_empty_dir, remove_dir_logged, usage, Contents, Snapshot, Store};
 use crate::{Error, Info, Kind, Labels, Mount, Result, Snapshotter, Usage};
 
 pub const NAME: &str = "overlayfs";
@@ -146,20 +146,21 @@ impl Overlay {
         let snap = self
             .store
             .create(kind, key, parent, labels, |dir, parents| {
-                let fs = dir.join("fs");
-                mkdir(&fs, 0o755)?;
-                if kind == Kind::Active {
-                    mkdir(&dir.join("work"), 0o711)?;
-                }
                 // The merged root takes its owner from the upper dir: keep the parent's.
-                if let Some(p) = parents.first() {
-                    let pfs = snapshots.join(p.to_string()).join("fs");
-                    let md = std::fs::symlink_metadata(&pfs)
-                        .map_err(|e| Error::io(format_args!("stat {}", pfs.display()), e))?;
-                    std::os::unix::fs::lchown(&fs, Some(md.uid()), Some(md.gid()))
-                        .map_err(|e| Error::io(format_args!("chown {}", fs.display()), e))?;
+                let owner = match parents.first() {
+                    Some(p) => {
+                        let pfs = snapshots.join(p.to_string()).join("fs");
+                        let md = std::fs::symlink_metadata(&pfs)
+                            .map_err(|e| Error::io(format_args!("stat {}", pfs.display()), e))?;
+                        Some((md.uid(), md.gid()))
+                    }
+                    None => None,
+                };
+                let mut made = vec![make_empty_dir(dir, "fs", 0o755, owner)?];
+                if kind == Kind::Active {
+                    made.push(make_empty_dir(dir, "work", 0o711, None)?);
                 }
-                Ok(())
+                Ok(Contents::EmptyDirs(made))
             })?;
         mounts_for(&self.layout, key, &snap)
     }
@@ -193,14 +194,6 @@ fn absolute_root(root: &Path) -> Result<PathBuf> {
         )));
     }
     Ok(abs)
-}
-
-fn mkdir(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(mode)
-        .create(path)
-        .map_err(|e| Error::io(format_args!("create {}", path.display()), e))
 }
 
 /// Points `alias` at `target`, replacing a stale link atomically (never a non-symlink).

@@ -8,7 +8,7 @@ pub use copy::copy_tree;
 
 use std::path::{Path, PathBuf};
 
-use crate::storage::{usage, Store};
+use crate::storage::{make_empty_dir, usage, Contents, Store};
 use crate::{Error, Info, Kind, Labels, Mount, Result, Snapshotter, Usage};
 
 pub const NAME: &str = "native";
@@ -47,16 +47,14 @@ impl Native {
         let snap = self
             .store
             .create(kind, key, parent, labels, |dir, parents| {
-                let fs = dir.join("fs");
                 match parents.first() {
-                    Some(p) => copy_tree(&self.fs(*p), &fs),
-                    None => {
-                        use std::os::unix::fs::DirBuilderExt;
-                        std::fs::DirBuilder::new()
-                            .mode(0o755)
-                            .create(&fs)
-                            .map_err(|e| Error::io(format_args!("create {}", fs.display()), e))
+                    Some(p) => {
+                        copy_tree(&self.fs(*p), &dir.join("fs"))?;
+                        Ok(Contents::Data)
                     }
+                    None => Ok(Contents::EmptyDirs(vec![make_empty_dir(
+                        dir, "fs", 0o755, None,
+                    )?])),
                 }
             })?;
         Ok(self.bind(snap.id, kind))

@@ -1,16 +1,8 @@
 //! Snapshot directories: building under a temp name, renaming into place, removing orphans.
 
 use std::collections::HashSet;
-use std::ffi::{CStr, OsStr};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-
-use nix::dir::Dir;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstatat, Mode, SFlag};
-use nix::NixPath;
 
 use super::records::EmptyDir;
 use super::{lock, Store};
@@ -151,67 +143,43 @@ impl Drop for TempDir<'_> {
     }
 }
 
-/// What a rebuildable snapshot directory holds: `Some` when it is only empty directories (so
-/// they can be made again from the record), `None` when anything else is in it.
-pub(super) fn empty_dirs(dir: &Path) -> Result<Option<Vec<EmptyDir>>> {
-    let io = |what: &str, path: &Path, e: nix::Error| {
-        Error::io(
-            format_args!("{what} {}", path.display()),
-            std::io::Error::from(e),
-        )
-    };
-    let mut top = open_dir(None, dir)
-        .map_err(|e| io("read", dir, e))?
-        .into_iter();
-    let fd = top.as_raw_fd();
-    let mut out = Vec::new();
-    for entry in top.by_ref() {
-        let entry = entry.map_err(|e| io("read", dir, e))?;
-        let name = entry.file_name();
-        if is_dot(name) {
-            continue;
-        }
-        let path = dir.join(OsStr::from_bytes(name.to_bytes()));
-        let Ok(utf8) = name.to_str() else {
-            return Ok(None);
-        };
-        let st = fstatat(Some(fd), name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| io("stat", &path, e))?;
-        if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFDIR.bits() {
-            return Ok(None);
-        }
-        let mut inner = open_dir(Some(fd), name)
-            .map_err(|e| io("read", &path, e))?
-            .into_iter();
-        for e in inner.by_ref() {
-            if !is_dot(e.map_err(|e| io("read", &path, e))?.file_name()) {
-                return Ok(None);
-            }
-        }
-        out.push(EmptyDir {
-            name: utf8.to_string(),
-            mode: st.st_mode & 0o7777,
-            uid: st.st_uid,
-            gid: st.st_gid,
-        });
-    }
-    Ok(Some(out))
+/// What a snapshot's `populate` step made, as it declares it: only empty directories (which a
+/// record can describe and open can make again, so creating the snapshot needs no directory
+/// sync), or data.
+pub enum Contents {
+    EmptyDirs(Vec<EmptyDir>),
+    Data,
 }
 
-/// Opens a directory for listing without touching its access time: a fresh directory's first
-/// listing would otherwise write its inode (relatime updates an atime not newer than the
-/// mtime), a journal entry per directory on the prepare path.
-fn open_dir(at: Option<RawFd>, name: &(impl NixPath + ?Sized)) -> nix::Result<Dir> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    match Dir::openat(at, name, flags | OFlag::O_NOATIME, Mode::empty()) {
-        // O_NOATIME needs ownership or CAP_FOWNER.
-        Err(nix::Error::EPERM) => Dir::openat(at, name, flags, Mode::empty()),
-        r => r,
+/// Makes the empty directory `name` under `dir` with `mode` (cut by the umask, as mkdir does)
+/// and, when given, the owner `owner`; returns its description for the record, read back from
+/// the directory so it is what was made.
+pub fn make_empty_dir(
+    dir: &Path,
+    name: &str,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<EmptyDir> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let path = dir.join(name);
+    std::fs::DirBuilder::new()
+        .mode(mode)
+        .create(&path)
+        .map_err(|e| Error::io(format_args!("create {}", path.display()), e))?;
+    let md = std::fs::symlink_metadata(&path)
+        .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?;
+    let (mut uid, mut gid) = (md.uid(), md.gid());
+    if let Some((u, g)) = owner.filter(|o| *o != (uid, gid)) {
+        std::os::unix::fs::lchown(&path, Some(u), Some(g))
+            .map_err(|e| Error::io(format_args!("chown {}", path.display()), e))?;
+        (uid, gid) = (u, g);
     }
-}
-
-fn is_dot(name: &CStr) -> bool {
-    matches!(name.to_bytes(), b"." | b"..")
+    Ok(EmptyDir {
+        name: name.to_string(),
+        mode: md.mode() & 0o7777,
+        uid,
+        gid,
+    })
 }
 
 /// Best-effort recursive removal; what is left is an orphan for cleanup.

@@ -43,7 +43,7 @@ mod open;
 mod records;
 pub mod usage;
 
-pub use dirs::remove_dir_logged;
+pub use dirs::{make_empty_dir, remove_dir_logged, Contents};
 pub use records::{EmptyDir, SnapshotRec};
 
 use std::collections::{HashMap, HashSet};

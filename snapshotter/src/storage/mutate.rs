@@ -3,23 +3,23 @@
 
 use std::path::Path;
 
-use super::dirs::empty_dirs;
+use super::dirs::Contents;
 use super::records::*;
 use super::{lock, remove_dir_logged, Snapshot, Store};
 use crate::{Error, Info, Kind, Labels, Result, Usage};
 
 impl Store {
     /// Creates an active snapshot or a view. `populate` fills the new snapshot's directory
-    /// (still under a temp name) given the parents' ids, nearest first; only once it succeeded
-    /// is the directory renamed to its id and the record written. What `populate` made decides
-    /// whether the rename is synced (see the module doc).
+    /// (still under a temp name) given the parents' ids, nearest first, and says what it made;
+    /// only once it succeeded is the directory renamed to its id and the record written. What
+    /// it made decides whether the rename is synced (see the module doc).
     pub fn create(
         &self,
         kind: Kind,
         key: &str,
         parent: Option<&str>,
         labels: Labels,
-        populate: impl FnOnce(&Path, &[u64]) -> Result<()>,
+        populate: impl FnOnce(&Path, &[u64]) -> Result<Contents>,
     ) -> Result<Snapshot> {
         if key.is_empty() {
             return Err(Error::invalid("snapshot key must not be empty"));
@@ -47,9 +47,12 @@ impl Store {
         self.check_not_lost(key, None, &parent_ids)?;
 
         let mut temp = self.temp_dir()?;
-        populate(&temp.path, &parent_ids)
-            .map_err(|e| e.context(format_args!("snapshot {key:?}")))?;
-        let empty = empty_dirs(&temp.path)?;
+        let empty = match populate(&temp.path, &parent_ids)
+            .map_err(|e| e.context(format_args!("snapshot {key:?}")))?
+        {
+            Contents::EmptyDirs(dirs) => Some(dirs),
+            Contents::Data => None,
+        };
 
         let mut w = lock(&self.writer);
         if self.db.contains_key(snapshot_key(key))? {

@@ -1,7 +1,7 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::records::*;
@@ -9,16 +9,11 @@ use super::*;
 use crate::{ErrorKind, Labels};
 
 /// What overlay's prepare makes: an empty `fs` and `work`.
-fn overlay_like(dir: &Path, _: &[u64]) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .mode(0o755)
-        .create(dir.join("fs"))
-        .unwrap();
-    std::fs::DirBuilder::new()
-        .mode(0o711)
-        .create(dir.join("work"))
-        .unwrap();
-    Ok(())
+fn overlay_like(dir: &Path, _: &[u64]) -> Result<Contents> {
+    Ok(Contents::EmptyDirs(vec![
+        make_empty_dir(dir, "fs", 0o755, None)?,
+        make_empty_dir(dir, "work", 0o711, None)?,
+    ]))
 }
 
 fn layer(s: &Store, name: &str, parent: Option<&str>) -> u64 {
@@ -47,7 +42,7 @@ fn only_empty_directories_are_rebuildable() {
     s.create(Kind::Active, "copy", None, Labels::new(), |d, _| {
         std::fs::create_dir(d.join("fs")).unwrap();
         std::fs::write(d.join("fs/file"), "data").unwrap();
-        Ok(())
+        Ok(Contents::Data)
     })
     .unwrap();
     assert!(!s.get("copy").unwrap().rebuildable);
@@ -178,9 +173,10 @@ fn lost_directories_at_open() {
     // Owned by someone else, as overlay does when the image's root is.
     let act = s
         .create(Kind::Active, "act", Some("base"), Labels::new(), |d, _| {
-            overlay_like(d, &[])?;
-            std::os::unix::fs::lchown(d.join("fs"), Some(1234), Some(4321)).unwrap();
-            Ok(())
+            Ok(Contents::EmptyDirs(vec![
+                make_empty_dir(d, "fs", 0o755, Some((1234, 4321)))?,
+                make_empty_dir(d, "work", 0o711, None)?,
+            ]))
         })
         .unwrap()
         .id;
