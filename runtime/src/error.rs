@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 /// containerd's error kinds, the subset the runtime can produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     InvalidArgument,
     NotFound,
@@ -53,6 +53,10 @@ pub enum Error {
     Init(String),
     #[error("state file {path:?}: {msg}")]
     CorruptState { path: PathBuf, msg: String },
+    /// An error the runtime helper process reported (see `helper`) that has no variant of its own to
+    /// come back as; kind and message are the helper's.
+    #[error("{msg}")]
+    Reported { kind: ErrorKind, msg: String },
 }
 
 impl Error {
@@ -66,6 +70,7 @@ impl Error {
             Error::Init(_) => ErrorKind::FailedPrecondition,
             Error::Sys { .. } | Error::Io { .. } | Error::Path { .. } => ErrorKind::Internal,
             Error::CorruptState { .. } => ErrorKind::Internal,
+            Error::Reported { kind, .. } => *kind,
         }
     }
 

@@ -8,10 +8,15 @@
 //!   open for writing fails with EROFS and nobody inside can remount it. Cheap: no copy (the same idea as
 //!   runc 1.2's read-only overlayfs).
 //! - otherwise (no privilege, old kernel) from a sealed memfd copy, as runc did first.
+//!
+//! The library's helper (see `helper`) uses the same sealed handles, opened once per process and
+//! executed for every helper it spawns, so the helper never needs to re-execute itself.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use crate::error::{Context, Result};
 
@@ -19,8 +24,13 @@ const SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
 /// Whether the running executable cannot be written through `/proc/self/exe`: a sealed memfd, or a
-/// file reached through a read-only mount.
+/// file reached through a read-only mount. Only an exec changes the answer, so it is looked up once.
 pub fn is_sealed() -> bool {
+    static SEALED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEALED.get_or_init(look_up_sealed)
+}
+
+fn look_up_sealed() -> bool {
     let Ok(exe) = File::open("/proc/self/exe") else {
         return false;
     };
@@ -44,9 +54,10 @@ struct MountAttr {
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOUNT_ATTR_RDONLY: u64 = 1;
 
-/// A detached read-only bind mount of the running binary, as an O_PATH descriptor to exec.
-fn readonly_clone() -> std::io::Result<File> {
-    let path = CString::new("/proc/self/exe").expect("no NUL in literal");
+/// A detached read-only bind mount of the file at `path`, as an O_PATH descriptor to exec.
+fn readonly_clone(path: &Path) -> std::io::Result<File> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: open_tree reads the path string and returns a new descriptor or -1.
     let fd = unsafe {
         libc::syscall(
@@ -85,17 +96,9 @@ fn readonly_clone() -> std::io::Result<File> {
     Ok(tree)
 }
 
-/// Re-executes the runtime from a sealed memfd copy unless it already runs from one. Returns only when
-/// already sealed; otherwise it either execs or fails.
-pub fn ensure_sealed() -> Result<()> {
-    if is_sealed() {
-        return Ok(());
-    }
-    if let Ok(tree) = readonly_clone() {
-        let err = reexec(&tree);
-        return Err(err).ctx(|| "re-execute the runtime from a read-only mount");
-    }
-    let mut src = File::open("/proc/self/exe").ctx(|| "open /proc/self/exe")?;
+/// A sealed memfd copy of the file at `path`.
+fn sealed_copy(path: &Path) -> Result<File> {
+    let mut src = File::open(path).ctx(|| format!("open {}", path.display()))?;
     let name = CString::new("berth-runtime").expect("no NUL in literal");
     // SAFETY: memfd_create with a valid C string; the result is checked before use.
     let fd =
@@ -110,15 +113,35 @@ pub fn ensure_sealed() -> Result<()> {
     if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } < 0 {
         return Err(std::io::Error::last_os_error()).ctx(|| "seal the runtime memfd");
     }
-    let err = reexec(&copy);
-    Err(err).ctx(|| "re-execute the sealed runtime")
+    Ok(copy)
+}
+
+/// A close-on-exec handle on the executable at `path` that cannot be written through: a read-only
+/// detached mount of it, else a sealed memfd copy. Processes executed from it (through
+/// `/proc/self/fd/N` or execveat) are safe from CVE-2019-5736.
+pub fn open_sealed(path: &Path) -> Result<File> {
+    match readonly_clone(path) {
+        Ok(tree) => Ok(tree),
+        Err(_) => sealed_copy(path),
+    }
+}
+
+/// Re-executes the runtime from a sealed handle on itself unless it already runs from one. Returns
+/// only when already sealed; otherwise it either execs or fails.
+pub fn ensure_sealed() -> Result<()> {
+    if is_sealed() {
+        return Ok(());
+    }
+    let exe = open_sealed(Path::new("/proc/self/exe"))?;
+    let err = reexec(&exe);
+    Err(err).ctx(|| "re-execute the runtime from a sealed copy")
 }
 
 /// execveat(fd, "", argv, envp, AT_EMPTY_PATH) with the current arguments and environment; returns
 /// only on failure.
 fn reexec(exe: &File) -> std::io::Error {
     let args: Vec<CString> = match std::env::args_os()
-        .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
+        .map(|a| CString::new(a.as_os_str().as_bytes()))
         .collect::<std::result::Result<_, _>>()
     {
         Ok(a) => a,

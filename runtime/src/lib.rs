@@ -6,14 +6,17 @@
 //! [`cgroups`], [`capabilities`], [`seccomp`]), the init process from fork to exec ([`process`],
 //! [`sync`], [`tty`]), [`hooks`], and the host-safety measures ([`exeseal`], [`process::fds`]).
 //!
-//! `create` and `exec` fork, so they refuse to run in a multithreaded process. See STATUS.md for what
-//! is done and missing.
+//! Every operation may be called from a multithreaded process (the shim): `create` and `exec`, which
+//! fork and run runtime code in the child, do that in a single-threaded helper process run from the
+//! sealed runtime binary when the caller is not one itself ([`helper`]). See STATUS.md for what is done
+//! and missing.
 
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod error;
 pub mod exeseal;
+pub mod helper;
 pub mod hooks;
 pub mod namespaces;
 pub mod process;
@@ -27,6 +30,7 @@ pub mod tty;
 pub mod util;
 pub mod validate;
 
-pub use container::{Container, CreateOptions, DEFAULT_ROOT};
+pub use container::{Container, CreateOptions, ExecOptions, DEFAULT_ROOT};
 pub use error::{Error, ErrorKind, Result};
+pub use process::fds::ProcessIo;
 pub use status::ContainerStatus;

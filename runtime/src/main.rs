@@ -33,6 +33,8 @@ struct Cli {
 }
 
 fn main() {
+    // The library's helper mode (see berth_runtime::helper), before any argument parsing.
+    berth_runtime::helper::serve_if_requested();
     let cli = Cli::parse();
     cli::log::init(cli.log.as_deref(), &cli.log_format, cli.debug);
     let global = cli::Global {

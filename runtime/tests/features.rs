@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{unique_id, wait_status, Bundle, Runtime};
+use common::{read_until, receive_master, unique_id, wait_status, Bundle, Runtime};
 use serde_json::json;
 
 #[test]
@@ -148,55 +148,6 @@ fn umask_readonly_and_rlimits_inside() {
     assert_eq!(&lines[..3], ["0027", "100", "200"], "{out}");
     assert!(out.contains("rofs"), "root must be read-only: {out}");
     assert!(out.contains("roproc"), "/proc/sys must be read-only: {out}");
-}
-
-/// Accepts one connection on a console socket and returns the pty master it carries.
-fn receive_master(listener: std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    let (conn, _) = listener.accept().expect("accept console connection");
-    let mut buf = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    for c in msg.cmsgs().expect("cmsgs") {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just installed this descriptor for us.
-            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
-        }
-    }
-    panic!("no fd in the console message");
-}
-
-/// Reads from the pty master until `want` appears or time runs out.
-fn read_until(master: std::os::fd::OwnedFd, want: &str) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut f = std::fs::File::from(master);
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = std::io::Read::read(&mut f, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
-        }
-    });
-    let mut last = String::new();
-    while let Ok(s) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
-        last = s;
-        if last.contains(want) {
-            break;
-        }
-    }
-    last
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Helpers of the lifecycle benchmark: the probe program that marks a container's first instruction, and
 //! the bare kernel reference (a namespaced clone + exec with no runtime at all).
 
+pub mod library;
+
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};

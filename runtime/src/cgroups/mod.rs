@@ -90,7 +90,9 @@ impl Cgroup {
         Ok(())
     }
 
-    fn mkdirs(&self) -> Result<()> {
+    /// Creates the directories (seeding a new cpuset's cpus and mems from its parent, so it can take
+    /// tasks); no limits yet.
+    pub fn mkdirs(&self) -> Result<()> {
         match self {
             Cgroup::V1(m) => m.mkdirs(),
             Cgroup::V2(m) => m.mkdirs(),

@@ -39,6 +39,7 @@ impl Args {
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
             listen_fds: berth_runtime::process::fds::activation_fds(),
+            ..Default::default()
         }
     }
 }

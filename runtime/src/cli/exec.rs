@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use berth_runtime::{exeseal, Container};
+use berth_runtime::{exeseal, Container, ExecOptions};
 use oci_spec::runtime::Process;
 
 use super::{run::wait_forwarding, Global};
@@ -77,7 +77,12 @@ pub fn run(a: Args, g: &Global) -> anyhow::Result<i32> {
     } else {
         Some(super::run::block_forwarded()?)
     };
-    let pid = c.exec(&p, a.console_socket.as_deref(), a.preserve_fds)?;
+    let opts = ExecOptions {
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+        ..Default::default()
+    };
+    let pid = c.exec(&p, &opts)?;
     if let Some(f) = &a.pid_file {
         berth_runtime::util::write_atomic(f, pid.to_string().as_bytes())?;
     }

@@ -2,8 +2,9 @@
 //!
 //! The runtime forks the init process straight into a new pid namespace (unshare(CLONE_NEWPID) applies
 //! to children; the runtime restores its own pid namespace for children right after the fork). Everything
-//! else happens in the init, step by step with the runtime over the sync channel. The runtime process must
-//! be single-threaded when it calls this (the CLI is): fork copies only the calling thread.
+//! else happens in the init, step by step with the runtime over the sync channel. That needs a
+//! single-threaded process running from a sealed binary: the CLI is one, and any other caller gets one
+//! from the runtime helper (see `helper`).
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -14,12 +15,14 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::LinuxNamespaceType;
+use serde::{Deserialize, Serialize};
 
 use super::Container;
 use crate::cgroups::{self, Cgroup};
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::namespaces::{self, Plan};
+use crate::process::fds::ProcessIo;
 use crate::process::init::{self, InitArgs};
 use crate::process::procfs;
 use crate::spec::load_bundle;
@@ -30,7 +33,8 @@ use crate::tty;
 use crate::util::{rfc3339_now, validate_id, write_atomic};
 use crate::validate::validate;
 
-#[derive(Debug, Clone, Default)]
+/// What `create` builds and how. Paths are taken relative to the caller's working directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CreateOptions {
     pub id: String,
     pub bundle: PathBuf,
@@ -38,10 +42,18 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
+    /// The caller's fds `3 + listen_fds ..` to pass on, this many (the CLI's `--preserve-fds`).
     pub preserve_fds: u32,
     /// Socket-activation fds the runtime was given (see `process::fds::activation_fds`), at 3.. before
     /// the preserved ones.
     pub listen_fds: u32,
+    /// The init's stdio and more descriptors, for a caller that cannot hand over its own.
+    #[serde(skip)]
+    pub io: ProcessIo,
+    /// The runtime binary to run create in when the caller cannot (see `helper`); by default the
+    /// calling executable if it is berth-runtime, else berth-runtime beside it, else in PATH.
+    #[serde(skip)]
+    pub helper_binary: Option<PathBuf>,
 }
 
 /// Undoes a half-built container when create fails: the init, the cgroups, the state directory.
@@ -68,7 +80,19 @@ impl Drop for Cleanup {
     }
 }
 
+/// Creates the container; its init waits for `start`. Safe to call from any process, threads or not:
+/// unless the caller may fork and go on running (`helper::can_run_here`), the work happens in a helper
+/// process, whose init is then reparented to the caller if it is a child subreaper (see `helper`).
 pub fn create(opts: &CreateOptions) -> Result<Container> {
+    if crate::helper::can_run_here(&opts.io) {
+        create_here(opts)
+    } else {
+        crate::helper::client::create(opts)
+    }
+}
+
+/// `create` in the calling process, which must be single-threaded and sealed (the CLI, the helper).
+pub(crate) fn create_here(opts: &CreateOptions) -> Result<Container> {
     procfs::require_single_thread("create")?;
     validate_id(&opts.id)?;
     let bundle = load_bundle(&opts.bundle)?;
@@ -171,12 +195,17 @@ pub fn create(opts: &CreateOptions) -> Result<Container> {
     // process::init); if it failed meanwhile, its own report is the error to return.
     let early = |e: Error| parent_ch.take_error().map_or(e, Error::Init);
     cleanup.cgroup = Some(cgroup.clone());
-    cgroup.setup(linux.resources().as_ref()).map_err(early)?;
+    cgroup.mkdirs().map_err(early)?;
     if !plan.has_user() {
         // Before the move, which can take a while: init can bind its cgroups meanwhile.
         parent_ch.send(&Message::CgroupsMade).map_err(early)?;
     }
+    // Moved first and limited after, in runc's order: the v1 move waits for an RCU grace period, which
+    // should start as early as possible; init goes past `Go` (below) only once the limits are set.
     cgroup.add(pid.as_raw()).map_err(early)?;
+    if let Some(r) = linux.resources() {
+        cgroup.apply(r).map_err(early)?;
+    }
     let pid = if plan.has_user() {
         let init = user_ns_handshake(&parent_ch, pid, linux)?;
         cleanup.child = Some(init);
@@ -281,8 +310,8 @@ fn fork_init(plan: &Plan, joins: &[(LinuxNamespaceType, OwnedFd)]) -> Result<Opt
     } else if plan.is_new(LinuxNamespaceType::Pid) {
         unshare(CloneFlags::CLONE_NEWPID).ctx(|| "create pid namespace")?;
     }
-    // SAFETY: the runtime is single-threaded here (documented precondition of `create`), so the child
-    // is a complete copy and may allocate and run arbitrary code before exec.
+    // SAFETY: the runtime is single-threaded here (checked by `create_here`), so the child is a complete
+    // copy and may allocate and run arbitrary code before exec.
     let forked = unsafe { fork() };
     if let Ok(ForkResult::Child) = forked {
         return Ok(None);

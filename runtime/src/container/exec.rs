@@ -3,10 +3,11 @@
 //! Like create, the runtime enters the container's pid namespace before fork (and restores its own right
 //! after), so the new process is the caller's child. The child joins the other namespaces (the mount
 //! namespace last, which also puts its root and cwd at the container's root), takes the process's
-//! identity and execs. The sync socket is close-on-exec: EOF tells the runtime the exec happened.
+//! identity and execs. The sync socket is close-on-exec: EOF tells the runtime the exec happened. As
+//! for create, a caller that may not fork and go on running gets this done by the helper (`helper`).
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
@@ -18,6 +19,7 @@ use super::Container;
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
 use crate::namespaces;
+use crate::process::fds::ProcessIo;
 use crate::process::{exec, fds, identity, rlimits};
 use crate::status::ContainerStatus;
 use crate::sync::{Channel, Message};
@@ -57,16 +59,36 @@ pub fn validate_process(p: &Process) -> Result<()> {
     crate::process::lsm::check(p, None)
 }
 
+/// How `exec` runs the process.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Where to send the pty master when `process.terminal` is set.
+    pub console_socket: Option<PathBuf>,
+    /// The caller's fds 3.. to pass on, this many (the CLI's `--preserve-fds`).
+    pub preserve_fds: u32,
+    /// The process's stdio and more descriptors, for a caller that cannot hand over its own.
+    pub io: ProcessIo,
+    /// The runtime binary to run exec in when the caller cannot (see `CreateOptions::helper_binary`).
+    pub helper_binary: Option<PathBuf>,
+}
+
 impl Container {
-    /// Starts `process` in the container and returns its pid (a child of the caller). The caller must be
-    /// single-threaded.
-    pub fn exec(
-        &self,
-        process: &Process,
-        console_socket: Option<&Path>,
-        preserve_fds: u32,
-    ) -> Result<Pid> {
+    /// Starts `process` in the container and returns its pid. Safe to call from any process: run here
+    /// (the process is the caller's child) when the caller may fork, else by the helper (the process
+    /// is reparented to the caller if it is a child subreaper; see `helper`).
+    pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
+        if crate::helper::can_run_here(&opts.io) {
+            self.exec_here(process, opts)
+        } else {
+            crate::helper::client::exec(self, process, opts)
+        }
+    }
+
+    /// `exec` in the calling process, which must be single-threaded and sealed (the CLI, the helper).
+    pub(crate) fn exec_here(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
         crate::process::procfs::require_single_thread("exec")?;
+        let console_socket = opts.console_socket.as_deref();
+        let preserve_fds = opts.preserve_fds;
         validate_process(process)?;
         crate::tty::check(process, console_socket)?;
         let console = console_socket.map(crate::tty::connect).transpose()?;
@@ -134,7 +156,7 @@ impl Container {
         if let Some(fd) = &pid_ns {
             setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).ctx(|| "join pid namespace")?;
         }
-        // SAFETY: the caller is single-threaded (documented precondition), so the child is a full copy.
+        // SAFETY: the process is single-threaded (checked above), so the child is a full copy.
         let forked = unsafe { fork() };
         if let Ok(ForkResult::Child) = forked {
             // SAFETY: the child never returns from `exec_child`, so `parent_ch` is never dropped here.
@@ -183,7 +205,9 @@ fn exec_child(
     seccomp: Option<&crate::seccomp::Filter>,
     preserve_fds: u32,
 ) -> ! {
-    let result = (|| -> Result<()> {
+    // A panic must not unwind out of this forked child into the caller's frames (the CLI's, or the
+    // helper's, which would then reply in the helper's place).
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
         match ch.recv()? {
             Some(Message::Go(_)) => {}
             other => return Err(Error::Init(format!("expected go, got {other:?}"))),
@@ -214,10 +238,12 @@ fn exec_child(
             crate::seccomp::install(f)?;
         }
         Err(exec::exec(&program, &args, &env))
-    })();
-    let err = result
-        .err()
-        .unwrap_or_else(|| Error::Init("exec returned".into()));
+    }));
+    let err = match result {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => Error::Init("exec returned".into()),
+        Err(_) => Error::Init("exec process panicked".into()),
+    };
     let _ = ch.send(&Message::Error(err.to_string()));
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent's copy.
     unsafe { libc::_exit(1) }

@@ -18,10 +18,12 @@ use crate::status::ContainerStatus;
 use crate::util::validate_id;
 
 pub use create::{create, CreateOptions};
+pub use exec::ExecOptions;
 
 /// The default state root, as runc's is /run/runc.
 pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
 
+#[derive(Debug)]
 pub struct Container {
     /// `<root>/<id>`: state.json and, until start, exec.fifo.
     pub dir: PathBuf,

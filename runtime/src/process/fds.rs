@@ -2,7 +2,45 @@
 //! directory fd let `process.cwd = /proc/self/fd/N` land outside the rootfs), except the preserved and
 //! socket-activation fds it is meant to get.
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
+
+/// Descriptors a library caller hands to the container's process (init for `create`, the new process
+/// for `exec`). The CLI needs none of this: its process simply inherits the runtime's stdio and its
+/// fds 3.. (`preserve_fds`). A multithreaded caller such as the shim cannot rearrange its own fd table,
+/// so it names the descriptors here; the runtime helper places them (see `helper`). Shared handles,
+/// so the caller may drop its copies as soon as the call returns.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessIo {
+    /// The process's stdin; `None`: the caller's own fd 0.
+    pub stdin: Option<Arc<OwnedFd>>,
+    /// The process's stdout; `None`: the caller's own fd 1.
+    pub stdout: Option<Arc<OwnedFd>>,
+    /// The process's stderr; `None`: the caller's own fd 2.
+    pub stderr: Option<Arc<OwnedFd>>,
+    /// More descriptors, placed after the preserved ones (from `3 + listen_fds + preserve_fds` on).
+    pub extra: Vec<Arc<OwnedFd>>,
+}
+
+impl ProcessIo {
+    /// Nothing to place: the process gets exactly what the calling process has.
+    pub fn is_inherited(&self) -> bool {
+        self.stdin.is_none()
+            && self.stdout.is_none()
+            && self.stderr.is_none()
+            && self.extra.is_empty()
+    }
+
+    pub fn stdio(&self) -> [Option<&Arc<OwnedFd>>; 3] {
+        [
+            self.stdin.as_ref(),
+            self.stdout.as_ref(),
+            self.stderr.as_ref(),
+        ]
+    }
+}
 
 /// Marks every descriptor from `3 + preserve` up as close-on-exec, so only stdio and the preserved fds
 /// survive the exec; the runtime's own descriptors stay usable until then.

@@ -67,11 +67,13 @@ fn unreachable_exec_error() -> Error {
 }
 
 fn setup(a: &InitArgs) -> Result<()> {
-    // Until `Go` the runtime makes the container's cgroups (`CgroupsMade`) and moves this process into
-    // them, which on cgroup v1 waits for an RCU grace period (often milliseconds). Meanwhile init does
-    // the part of its setup that forks nothing, does not depend on being in the cgroups and touches
-    // nothing outside the container's own new namespaces: joining and creating namespaces, and the
-    // mounts in its new mount namespace (those of the cgroups once they exist).
+    // Until `Go` the runtime makes the container's cgroups (`CgroupsMade`), moves this process into
+    // them, which on cgroup v1 waits for an RCU grace period (often milliseconds), and sets their
+    // limits. Meanwhile init does the part of its setup that forks nothing, does not depend on being
+    // in the cgroups and touches nothing outside the container's own new namespaces: joining and
+    // creating namespaces, and the mounts in its new mount namespace (those of the cgroups once they
+    // exist). Moving it first and starting that work only then was measured slower: the move is
+    // quicker alone, but not by as much as the overlap saves.
     let process = a
         .spec
         .process()

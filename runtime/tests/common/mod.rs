@@ -2,6 +2,8 @@
 //! test made.
 #![allow(dead_code)]
 
+pub mod library;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -209,4 +211,53 @@ pub fn host_mounts_mention(path: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")
         .expect("mountinfo")
         .contains(path.to_str().expect("utf-8 path"))
+}
+
+/// Accepts one connection on a console socket and returns the pty master it carries.
+pub fn receive_master(listener: std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let (conn, _) = listener.accept().expect("accept console connection");
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd in the console message");
+}
+
+/// Reads from the pty master until `want` appears or time runs out.
+pub fn read_until(master: std::os::fd::OwnedFd, want: &str) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut f = std::fs::File::from(master);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = std::io::Read::read(&mut f, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
+        }
+    });
+    let mut last = String::new();
+    while let Ok(s) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        last = s;
+        if last.contains(want) {
+            break;
+        }
+    }
+    last
 }

@@ -1,0 +1,125 @@
+//! `helper::prestart`: a helper started ahead of each create or exec, from a multithreaded caller. In a
+//! test binary of its own, so the idle helper it looks for is the only one among this process's
+//! children. Needs root; skipped otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_runtime::{Container, ExecOptions, ProcessIo};
+use common::library::{assert_gone, become_subreaper, exit_code, options, pipe, read_all, Busy};
+use common::{unique_id, Bundle, Runtime, BIN};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// This process's children that run the helper mode.
+fn helpers() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .expect("list /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+            let zombie = after.starts_with('Z');
+            let ppid = after.split(' ').nth(1).unwrap_or("");
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !zombie && ppid == me && cmdline.ends_with(b"__berth-runtime-helper\0")
+        })
+        .collect()
+}
+
+/// Waits until exactly one idle helper is there and returns it.
+fn the_spare(not: Option<i32>) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = helpers();
+        if let [one] = found[..] {
+            if Some(one) != not {
+                return one;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single spare helper: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn run_once(rt: &Runtime, b: &Bundle, helper: &Path, id: &str) {
+    let (out, out_w) = pipe();
+    let mut opts = options(rt, b, id);
+    opts.helper_binary = Some(helper.to_path_buf());
+    opts.io = ProcessIo {
+        stdout: Some(out_w),
+        ..Default::default()
+    };
+    let mut c = berth_runtime::container::create(&opts).expect("create");
+    drop(opts);
+    c.start().expect("start");
+    assert_eq!(exit_code(c.pid()), 0);
+    assert_eq!(read_all(out), "hello\n");
+    Container::load(rt.root.path(), id)
+        .expect("load")
+        .delete(false)
+        .expect("delete");
+    assert_gone(rt, b, id);
+}
+
+#[test]
+fn prestarted_helpers_serve_create_and_exec_and_survive_a_killed_spare() {
+    require_root!();
+    become_subreaper();
+    let _busy = Busy::start(4);
+    let rt = Runtime::new();
+    let b = Bundle::new(&["echo", "hello"]);
+    // Its own path: the library keeps the prestart setting per helper binary path.
+    let link = rt.root.path().with_extension("helper");
+    std::os::unix::fs::symlink(BIN, &link).expect("symlink the runtime");
+    berth_runtime::helper::prestart(Some(&link)).expect("prestart");
+    let mut spare = the_spare(None);
+
+    for i in 0..3 {
+        run_once(&rt, &b, &link, &unique_id(&format!("warm{i}")));
+        // The spare served the call and a new one waits.
+        spare = the_spare(Some(spare));
+    }
+
+    // A spare that died while it waited is replaced by a fresh helper for the call.
+    kill(Pid::from_raw(spare), Signal::SIGKILL).expect("kill the spare");
+    run_once(&rt, &b, &link, &unique_id("after-kill"));
+    spare = the_spare(Some(spare));
+
+    // exec goes through the spare as well.
+    let sleeper = Bundle::new(&["sleep", "300"]);
+    let id = unique_id("warm-exec");
+    let mut opts = options(&rt, &sleeper, &id);
+    opts.helper_binary = Some(link.clone());
+    let mut c = berth_runtime::container::create(&opts).expect("create");
+    c.start().expect("start");
+    spare = the_spare(Some(spare));
+    let (out, out_w) = pipe();
+    let mut p = c.state.config.process().clone().expect("process");
+    p.set_args(Some(vec!["echo".into(), "from exec".into()]));
+    let eopts = ExecOptions {
+        io: ProcessIo {
+            stdout: Some(out_w),
+            ..Default::default()
+        },
+        helper_binary: Some(PathBuf::from(&link)),
+        ..Default::default()
+    };
+    let pid = c.exec(&p, &eopts).expect("exec");
+    drop(eopts);
+    assert_eq!(exit_code(pid.as_raw()), 0);
+    assert_eq!(read_all(out), "from exec\n");
+    the_spare(Some(spare));
+    let init = c.pid();
+    c.delete(true).expect("delete");
+    assert_eq!(exit_code(init), 128 + Signal::SIGKILL as i32);
+    assert_gone(&rt, &sleeper, &id);
+    std::fs::remove_file(&link).expect("remove the symlink");
+}
