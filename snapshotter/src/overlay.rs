@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::mount::page_size;
-use crate::storage::{make_empty_dir, remove_dir_logged, usage, Contents, Snapshot, Store};
+use crate::storage::{remove_dir_logged, usage, DirSpec, Snapshot, Store};
 use crate::{Error, Info, Kind, Labels, Mount, Result, Snapshotter, Usage};
 
 pub const NAME: &str = "overlayfs";
@@ -105,7 +105,8 @@ impl Overlay {
     /// goes (`None`: no alias, so very long chains cannot be mounted).
     pub fn open_with_alias(root: &Path, alias: Option<&Path>) -> Result<Overlay> {
         let root = absolute_root(root)?;
-        let store = Store::open(&root)?;
+        let mut store = Store::open(&root)?;
+        store.keep_spares(ACTIVE_DIRS.to_vec())?;
         let snapshots = store.snapshots_dir().to_path_buf();
         let alias = alias.and_then(|a| match make_alias(a, &snapshots) {
             Ok(()) => Some(a.to_path_buf()),
@@ -143,25 +144,18 @@ impl Overlay {
         labels: Labels,
     ) -> Result<Vec<Mount>> {
         let snapshots = &self.layout.snapshots;
-        let snap = self
-            .store
-            .create(kind, key, parent, labels, |dir, parents| {
-                // The merged root takes its owner from the upper dir: keep the parent's.
-                let owner = match parents.first() {
-                    Some(p) => {
-                        let pfs = snapshots.join(p.to_string()).join("fs");
-                        let md = std::fs::symlink_metadata(&pfs)
-                            .map_err(|e| Error::io(format_args!("stat {}", pfs.display()), e))?;
-                        Some((md.uid(), md.gid()))
-                    }
-                    None => None,
-                };
-                let mut made = vec![make_empty_dir(dir, "fs", 0o755, owner)?];
-                if kind == Kind::Active {
-                    made.push(make_empty_dir(dir, "work", 0o711, None)?);
-                }
-                Ok(Contents::EmptyDirs(made))
-            })?;
+        let snap =
+            self.store
+                .create_empty(kind, key, parent, labels, dirs_of(kind), |parents| {
+                    // The merged root takes its owner from the upper dir: keep the parent's.
+                    let Some(p) = parents.first() else {
+                        return Ok(None);
+                    };
+                    let pfs = snapshots.join(p.to_string()).join("fs");
+                    let md = std::fs::symlink_metadata(&pfs)
+                        .map_err(|e| Error::io(format_args!("stat {}", pfs.display()), e))?;
+                    Ok(Some((md.uid(), md.gid())))
+                })?;
         mounts_for(&self.layout, key, &snap)
     }
 }
@@ -177,6 +171,26 @@ impl Drop for Overlay {
                 }
             }
         }
+    }
+}
+
+/// An active snapshot's directories: the upper layer and overlay's work dir.
+const ACTIVE_DIRS: [DirSpec; 2] = [
+    DirSpec {
+        name: "fs",
+        mode: 0o755,
+    },
+    DirSpec {
+        name: "work",
+        mode: 0o711,
+    },
+];
+
+/// What a new snapshot of `kind` is made of: a view needs no work dir.
+fn dirs_of(kind: Kind) -> &'static [DirSpec] {
+    match kind {
+        Kind::Active => &ACTIVE_DIRS,
+        _ => &ACTIVE_DIRS[..1],
     }
 }
 

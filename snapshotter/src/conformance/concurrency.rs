@@ -15,7 +15,9 @@ fn temp_leftovers(env: &Env) -> Vec<String> {
     };
     rd.filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.parse::<u64>().is_err())
+        // Spares are the pool of ready directories overlay keeps (storage/spares.rs), at most
+        // a few, not leftovers.
+        .filter(|n| n.parse::<u64>().is_err() && !n.starts_with("spare-"))
         .collect()
 }
 

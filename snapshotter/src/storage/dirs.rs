@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use super::records::EmptyDir;
-use super::{lock, Store};
+use super::{lock, spares, Store};
 use crate::{Error, Result};
 
 impl Store {
@@ -26,7 +26,10 @@ impl Store {
             let inflight = lock(&self.inflight).clone();
             let mut doomed = Vec::new();
             for name in entries {
-                if live.contains(&name) || inflight.contains(&name) {
+                if live.contains(&name)
+                    || inflight.contains(&name)
+                    || name.starts_with(spares::PREFIX)
+                {
                     continue;
                 }
                 let from = self.snapshots.join(&name);
@@ -89,6 +92,21 @@ impl Store {
             .map_err(|e| Error::io(format_args!("open {}", self.snapshots.display()), e))?;
         d.sync_all()
             .map_err(|e| Error::io(format_args!("sync {}", self.snapshots.display()), e))
+    }
+
+    /// Takes charge of a directory made elsewhere (a spare): removed on drop unless renamed
+    /// into place.
+    pub(super) fn adopt(&self, path: PathBuf) -> TempDir<'_> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        TempDir {
+            store: self,
+            name,
+            path,
+            armed: true,
+        }
     }
 
     pub(super) fn temp_dir(&self) -> Result<TempDir<'_>> {

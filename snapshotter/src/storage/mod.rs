@@ -9,6 +9,7 @@
 //! <root>/snapshots/tmp-<n>    a snapshot being built, not yet visible
 //! <root>/snapshots/rm-<name>  an orphan being deleted (a removed snapshot's `<id>` is an
 //!                             orphan until cleanup)
+//! <root>/snapshots/spare-<n>  empty directories made ahead for the next prepare (spares.rs)
 //! ```
 //!
 //! Crash safety: the record is the truth, and [`Store::open`] makes the directories agree with
@@ -41,10 +42,12 @@ mod dirs;
 mod mutate;
 mod open;
 mod records;
+mod spares;
 pub mod usage;
 
 pub use dirs::{make_empty_dir, remove_dir_logged, Contents};
 pub use records::{EmptyDir, SnapshotRec};
+pub use spares::DirSpec;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -78,6 +81,8 @@ pub struct Store {
     temp_seq: AtomicU64,
     /// Snapshots recorded without their directory at open and not rebuildable: id → key.
     lost: HashMap<u64, String>,
+    /// Empty snapshot directories made ahead of time, when the implementation asked for them.
+    spares: Option<spares::Spares>,
 }
 
 /// What only writers use, under one lock.
@@ -104,6 +109,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Store {
+    /// Keeps a few spare directories holding `template` ready for [`Store::create_empty`].
+    pub fn keep_spares(&mut self, template: Vec<DirSpec>) -> Result<()> {
+        self.spares = Some(spares::Spares::start(&self.snapshots, template)?);
+        Ok(())
+    }
+
     /// The directory of snapshot `id` (holding `fs/` and, for overlay, `work/`).
     pub fn dir(&self, id: u64) -> PathBuf {
         self.snapshots.join(id.to_string())

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use super::dirs::Contents;
+use super::make_empty_dir;
 use super::records::*;
+use super::spares::DirSpec;
 use super::{lock, remove_dir_logged, Snapshot, Store};
 use crate::{Error, Info, Kind, Labels, Result, Usage};
 
@@ -20,6 +22,62 @@ impl Store {
         parent: Option<&str>,
         labels: Labels,
         populate: impl FnOnce(&Path, &[u64]) -> Result<Contents>,
+    ) -> Result<Snapshot> {
+        self.create_in(kind, key, parent, labels, None, |dir, parents, _| {
+            populate(dir, parents)
+        })
+    }
+
+    /// Creates an active snapshot or a view that is only the empty directories `dirs`, made
+    /// with their modes; the first (the snapshot's root, overlay's upper `fs`) is then given
+    /// the owner `owner` returns for the parents' ids, when it returns one. A spare made ahead
+    /// of time is used when there is one for exactly these directories (see spares.rs).
+    pub fn create_empty(
+        &self,
+        kind: Kind,
+        key: &str,
+        parent: Option<&str>,
+        labels: Labels,
+        dirs: &[DirSpec],
+        owner: impl FnOnce(&[u64]) -> Result<Option<(u32, u32)>>,
+    ) -> Result<Snapshot> {
+        self.create_in(
+            kind,
+            key,
+            parent,
+            labels,
+            Some(dirs),
+            |dir, parents, spare| {
+                let mut made = match spare {
+                    Some(made) => made,
+                    None => dirs
+                        .iter()
+                        .map(|d| make_empty_dir(dir, d.name, d.mode, None))
+                        .collect::<Result<Vec<_>>>()?,
+                };
+                if let (Some((uid, gid)), Some(root)) = (owner(parents)?, made.first_mut()) {
+                    if (root.uid, root.gid) != (uid, gid) {
+                        let path = dir.join(&root.name);
+                        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                            .map_err(|e| Error::io(format_args!("chown {}", path.display()), e))?;
+                        (root.uid, root.gid) = (uid, gid);
+                    }
+                }
+                Ok(Contents::EmptyDirs(made))
+            },
+        )
+    }
+
+    /// `create` and `create_empty`: `populate` gets the spare's directories when `spare_for`
+    /// named a template the pool had one ready for.
+    fn create_in(
+        &self,
+        kind: Kind,
+        key: &str,
+        parent: Option<&str>,
+        labels: Labels,
+        spare_for: Option<&[DirSpec]>,
+        populate: impl FnOnce(&Path, &[u64], Option<Vec<EmptyDir>>) -> Result<Contents>,
     ) -> Result<Snapshot> {
         if key.is_empty() {
             return Err(Error::invalid("snapshot key must not be empty"));
@@ -46,8 +104,12 @@ impl Store {
         };
         self.check_not_lost(key, None, &parent_ids)?;
 
-        let mut temp = self.temp_dir()?;
-        let empty = match populate(&temp.path, &parent_ids)
+        let spare = spare_for.and_then(|d| self.spares.as_ref()?.take(d));
+        let (mut temp, spare) = match spare {
+            Some((path, made)) => (self.adopt(path), Some(made)),
+            None => (self.temp_dir()?, None),
+        };
+        let empty = match populate(&temp.path, &parent_ids, spare)
             .map_err(|e| e.context(format_args!("snapshot {key:?}")))?
         {
             Contents::EmptyDirs(dirs) => Some(dirs),

@@ -52,6 +52,7 @@ impl Store {
             inflight: Mutex::new(HashSet::new()),
             temp_seq: AtomicU64::new(now_nanos() as u64),
             lost: HashMap::new(),
+            spares: None,
         };
         let records = store.records()?;
         let present = store.remove_crash_leftovers(&records)?;
@@ -69,7 +70,7 @@ impl Store {
         Ok(store)
     }
 
-    /// At open nothing is in flight: temp dirs, `rm-` dirs and every id no record names are
+    /// At open nothing is in flight: temp dirs, `rm-` dirs, spares and every id no record names are
     /// leftovers. Returns the ids whose directories are there.
     fn remove_crash_leftovers(&self, records: &[(String, SnapshotRec)]) -> Result<HashSet<u64>> {
         let recorded: HashSet<u64> = records.iter().map(|(_, r)| r.id).collect();
@@ -83,7 +84,11 @@ impl Store {
                     false
                 }
                 Some(_) => true,
-                None => name.starts_with("tmp-") || name.starts_with("rm-"),
+                None => {
+                    name.starts_with("tmp-")
+                        || name.starts_with("rm-")
+                        || name.starts_with(super::spares::PREFIX)
+                }
             };
             if stale {
                 remove_dir_logged(&self.snapshots.join(name));

@@ -223,3 +223,103 @@ fn lost_directories_at_open() {
     s.cleanup().unwrap();
     assert!(s.get("doomed").is_err());
 }
+
+const TEMPLATE: [DirSpec; 2] = [
+    DirSpec {
+        name: "fs",
+        mode: 0o755,
+    },
+    DirSpec {
+        name: "work",
+        mode: 0o711,
+    },
+];
+
+fn spares_in(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("spare-"))
+        .collect()
+}
+
+/// Waits (briefly) until the pool thread has made `n` spares.
+fn wait_for_spares(root: &Path, n: usize) {
+    for _ in 0..500 {
+        if spares_in(root).len() == n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("expected {n} spares, found {:?}", spares_in(root));
+}
+
+#[test]
+fn spares_are_used_refilled_kept_by_cleanup_and_removed_on_drop() {
+    let root = tempfile::tempdir().unwrap();
+    let mut s = Store::open(root.path()).unwrap();
+    s.keep_spares(TEMPLATE.to_vec()).unwrap();
+    wait_for_spares(root.path(), 4);
+    let before = spares_in(root.path());
+
+    // The template: a spare becomes the snapshot, with the owner asked for and a record that
+    // can rebuild it; the pool makes another.
+    let snap = s
+        .create_empty(Kind::Active, "a", None, Labels::new(), &TEMPLATE, |_| {
+            Ok(Some((1234, 4321)))
+        })
+        .unwrap();
+    let fs = std::fs::metadata(s.dir(snap.id).join("fs")).unwrap();
+    assert_eq!(
+        (fs.mode() & 0o7777, fs.uid(), fs.gid()),
+        (0o755, 1234, 4321)
+    );
+    let work = std::fs::metadata(s.dir(snap.id).join("work")).unwrap();
+    assert_eq!(work.mode() & 0o7777, 0o711);
+    let rec = s.get("a").unwrap();
+    assert!(rec.rebuildable);
+    let fs_rec = rec.empty_dirs.iter().find(|d| d.name == "fs").unwrap();
+    assert_eq!((fs_rec.uid, fs_rec.gid), (1234, 4321));
+    wait_for_spares(root.path(), 4);
+    assert_ne!(spares_in(root.path()), before, "a used spare was replaced");
+
+    // Not the template (a view has no work dir): made in place, spares untouched.
+    let spares = {
+        let mut v = spares_in(root.path());
+        v.sort();
+        v
+    };
+    s.create_empty(Kind::View, "v", None, Labels::new(), &TEMPLATE[..1], |_| {
+        Ok(None)
+    })
+    .unwrap();
+    let mut after = spares_in(root.path());
+    after.sort();
+    assert_eq!(after, spares);
+    assert!(!s.dir(s.get("v").unwrap().id).join("work").exists());
+
+    // A failed create (the key is taken) leaves no directory of its own behind.
+    let e = s
+        .create_empty(Kind::Active, "a", None, Labels::new(), &TEMPLATE, |_| {
+            Ok(None)
+        })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AlreadyExists);
+    s.cleanup().unwrap();
+    wait_for_spares(root.path(), 4);
+
+    drop(s);
+    assert_eq!(spares_in(root.path()), Vec::<String>::new());
+}
+
+#[test]
+fn open_removes_spares_a_crash_left() {
+    let root = tempfile::tempdir().unwrap();
+    drop(Store::open(root.path()).unwrap());
+    // What a killed daemon's pool leaves: spares, one of them half made.
+    for d in ["spare-0/fs", "spare-0/work", "spare-1/fs"] {
+        std::fs::create_dir_all(root.path().join("snapshots").join(d)).unwrap();
+    }
+    let _s = Store::open(root.path()).unwrap();
+    assert_eq!(spares_in(root.path()), Vec::<String>::new());
+}

@@ -183,13 +183,15 @@ impl<'a> Viewer<'a> {
 
 /// Everything in backend `sn`'s snapshot directory under berthd's root: layer directories
 /// (numbered) and any being built (`tmp-*`) or on their way out (`rm-*`, removed by the next
-/// collection).
+/// collection). Not the overlay's spares (`spare-*`: a few empty directories kept ready for the
+/// next prepares, never snapshots).
 pub fn snapshot_entries(root: &Path, sn: &str) -> BTreeSet<String> {
     let dir = root.join("snapshots").join(sn).join("snapshots");
     match std::fs::read_dir(&dir) {
         Ok(entries) => entries
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("spare-"))
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
         Err(e) => panic!("list {}: {e}", dir.display()),
