@@ -103,6 +103,8 @@ fn ctr_snapshots_unpack_and_images_mount() {
     // ctr names the mount's lease after the target as given: here a relative one (the
     // absolute form is `ctr_images_mount_at_an_absolute_path`).
     images_mount_and_unmount(&berthd, &ctr, &chain, "mnt-image");
+    // The mount's snapshot goes with its lease; its directory with the next collection.
+    e2e::collect_garbage(&ctr);
     assert_eq!(snapshot_dirs(&berthd.root, "overlayfs").len(), 1);
 }
 

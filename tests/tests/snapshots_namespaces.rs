@@ -124,10 +124,10 @@ fn namespace_removal_names_the_snapshotter_holding_snapshots() {
     over.ok(&["snapshots", "rm", "lone"]);
     native.ok(&sn_args("native", &["rm", "lone"]));
     over.ok(&["namespaces", "rm", "only-overlay", "only-native"]);
-    assert!(snapshot_dirs(&berthd.root, "overlayfs").is_empty());
-    assert!(snapshot_dirs(&berthd.root, "native").is_empty());
     // Removed layers' trees go with the next collection.
     e2e::collect_garbage(&berthd.ctr("default"));
+    assert!(snapshot_dirs(&berthd.root, "overlayfs").is_empty());
+    assert!(snapshot_dirs(&berthd.root, "native").is_empty());
     assert!(snapshot_entries(&berthd.root, "overlayfs").is_empty());
     assert!(snapshot_entries(&berthd.root, "native").is_empty());
 }
