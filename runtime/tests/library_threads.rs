@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use berth_runtime::{Container, ContainerStatus, ErrorKind, ExecOptions, ProcessIo};
 use common::library::{
-    assert_gone, assert_sealed_exe, become_subreaper, exit_code, options, parent_of, pipe,
-    read_all, Busy,
+    assert_gone, assert_no_runtime_zombies, assert_sealed_exe, become_subreaper, exit_code,
+    options, parent_of, pipe, read_all, Busy,
 };
 use common::{unique_id, Bundle, Runtime, BIN};
 use nix::sys::signal::Signal;
@@ -46,8 +46,9 @@ fn create_start_wait_delete_with_io_from_threads() {
         assert_eq!(
             parent_of(c.pid()),
             std::process::id() as i32,
-            "init is handed to the subreaper"
+            "init is the caller's child"
         );
+        assert_no_runtime_zombies();
         c.start().expect("start");
         assert_eq!(exit_code(c.pid()), 3);
         assert_eq!(read_all(out), "out\nthrough fd 3\n");
@@ -170,6 +171,8 @@ fn failed_create_reports_like_the_cli_and_leaves_nothing() {
             "same message as the CLI"
         );
         assert_gone(&rt, &b, &id);
+        // The init, killed by the helper, was reaped by the library, the helper too.
+        assert_no_runtime_zombies();
     }
 
     // An existing id comes back as the same variant the in-process path returns.
@@ -186,4 +189,47 @@ fn failed_create_reports_like_the_cli_and_leaves_nothing() {
     c.delete(true).expect("delete a created container");
     assert_eq!(exit_code(pid), 128 + Signal::SIGKILL as i32);
     assert_gone(&rt, &ok, &id);
+}
+
+#[test]
+fn user_namespace_init_is_the_callers_child() {
+    require_root!();
+    become_subreaper();
+    let _busy = Busy::start(2);
+    let b = Bundle::new(&["sh", "-c", "exit 5"]);
+    // The rootfs belongs to the container's root, as with any user-namespaced bundle.
+    let st = std::process::Command::new("chown")
+        .arg("-hR")
+        .arg("100000:100000")
+        .arg(b.rootfs())
+        .status()
+        .expect("chown");
+    assert!(st.success());
+    std::fs::set_permissions(
+        b.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod bundle");
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    let rt = Runtime::new();
+    let id = unique_id("lib-userns");
+    let mut c = berth_runtime::container::create(&options(&rt, &b, &id)).expect("create");
+    assert_eq!(
+        parent_of(c.pid()),
+        std::process::id() as i32,
+        "init forked by stage 1 is the caller's child"
+    );
+    assert_no_runtime_zombies();
+    c.start().expect("start");
+    assert_eq!(exit_code(c.pid()), 5);
+    c.delete(false).expect("delete");
+    assert_gone(&rt, &b, &id);
 }

@@ -6,6 +6,7 @@
 //! single-threaded process running from a sealed binary: the CLI is one, and any other caller gets one
 //! from the runtime helper (see `helper`).
 
+use std::cell::Cell;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -56,22 +57,37 @@ pub struct CreateOptions {
     pub helper_binary: Option<PathBuf>,
 }
 
+/// Whose child the init becomes when `create_here` forks it, and what a failed create leaves to reap.
+#[derive(Default)]
+pub(crate) struct Placement {
+    /// Fork the init as a sibling of this process (CLONE_PARENT), the child of this process's parent:
+    /// the helper does, so its caller has the init as its child as soon as it exists and need not wait
+    /// for the helper's exit before it may wait for the init.
+    pub to_parent: bool,
+    /// Set when create failed after forking an init it killed but could not reap, because the init is
+    /// not its child (`to_parent`, or reparented when stage 1 exited): its new parent has to.
+    pub killed: Cell<Option<i32>>,
+}
+
 /// Undoes a half-built container when create fails: the init, the cgroups, the state directory.
-struct Cleanup {
+struct Cleanup<'a> {
+    killed: &'a Cell<Option<i32>>,
     dir: PathBuf,
     child: Option<Pid>,
     cgroup: Option<Cgroup>,
     armed: bool,
 }
 
-impl Drop for Cleanup {
+impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
         if let Some(pid) = self.child {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
+            if nix::sys::wait::waitpid(pid, None) == Err(nix::errno::Errno::ECHILD) {
+                self.killed.set(Some(pid.as_raw()));
+            }
         }
         if let Some(cg) = &self.cgroup {
             let _ = cg.remove();
@@ -82,17 +98,17 @@ impl Drop for Cleanup {
 
 /// Creates the container; its init waits for `start`. Safe to call from any process, threads or not:
 /// unless the caller may fork and go on running (`helper::can_run_here`), the work happens in a helper
-/// process, whose init is then reparented to the caller if it is a child subreaper (see `helper`).
+/// process, which forks the init as the caller's child (see `helper`).
 pub fn create(opts: &CreateOptions) -> Result<Container> {
     if crate::helper::can_run_here(&opts.io) {
-        create_here(opts)
+        create_here(opts, &Placement::default())
     } else {
         crate::helper::client::create(opts)
     }
 }
 
 /// `create` in the calling process, which must be single-threaded and sealed (the CLI, the helper).
-pub(crate) fn create_here(opts: &CreateOptions) -> Result<Container> {
+pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Container> {
     procfs::require_single_thread("create")?;
     validate_id(&opts.id)?;
     let bundle = load_bundle(&opts.bundle)?;
@@ -123,6 +139,7 @@ pub(crate) fn create_here(opts: &CreateOptions) -> Result<Container> {
         Err(e) => return Err(e).ctx(|| format!("create state dir {}", dir.display())),
     }
     let mut cleanup = Cleanup {
+        killed: &place.killed,
         dir: dir.clone(),
         child: None,
         cgroup: None,
@@ -164,7 +181,7 @@ pub(crate) fn create_here(opts: &CreateOptions) -> Result<Container> {
     };
     let cgroup_dirs = cgroup.mount_dirs();
 
-    let pid = match fork_init(&plan, &joins)? {
+    let pid = match fork_init(&plan, &joins, place.to_parent)? {
         Some(pid) => pid,
         None => {
             // SAFETY: the child never returns (init::run ends in exec or _exit), so the OwnedFd inside
@@ -296,8 +313,14 @@ fn open_owned(path: &Path, flags: OFlag) -> Result<OwnedFd> {
 
 /// Forks the init into the container's pid namespace (new or joined) and puts the runtime's own
 /// pid-namespace-for-children back afterwards, so hooks the runtime runs stay in the host namespace.
-/// Returns the child's pid in the parent and `None` in the child.
-fn fork_init(plan: &Plan, joins: &[(LinuxNamespaceType, OwnedFd)]) -> Result<Option<Pid>> {
+/// With `to_parent` (and no user namespace, whose stage 1 stays this process's child so it can be
+/// reaped here) the child is forked as this process's sibling. Returns the child's pid in the parent
+/// and `None` in the child.
+fn fork_init(
+    plan: &Plan,
+    joins: &[(LinuxNamespaceType, OwnedFd)],
+    to_parent: bool,
+) -> Result<Option<Pid>> {
     let own = open_owned(
         Path::new("/proc/self/ns/pid"),
         OFlag::O_RDONLY | OFlag::O_CLOEXEC,
@@ -310,9 +333,13 @@ fn fork_init(plan: &Plan, joins: &[(LinuxNamespaceType, OwnedFd)]) -> Result<Opt
     } else if plan.is_new(LinuxNamespaceType::Pid) {
         unshare(CloneFlags::CLONE_NEWPID).ctx(|| "create pid namespace")?;
     }
-    // SAFETY: the runtime is single-threaded here (checked by `create_here`), so the child is a complete
-    // copy and may allocate and run arbitrary code before exec.
-    let forked = unsafe { fork() };
+    let forked = if to_parent && !plan.has_user() {
+        fork_sibling()
+    } else {
+        // SAFETY: the runtime is single-threaded here (checked by `create_here`), so the child is a
+        // complete copy and may allocate and run arbitrary code before exec.
+        unsafe { fork() }
+    };
     if let Ok(ForkResult::Child) = forked {
         return Ok(None);
     }
@@ -327,5 +354,23 @@ fn fork_init(plan: &Plan, joins: &[(LinuxNamespaceType, OwnedFd)]) -> Result<Opt
             }
             Ok(Some(child))
         }
+    }
+}
+
+/// fork(2) with CLONE_PARENT: the child's parent is this process's parent.
+fn fork_sibling() -> nix::Result<ForkResult> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: a raw clone without a new stack returns twice, like fork: the child runs on a copy of
+    // this stack. The runtime is single-threaded here (checked by `create_here`), so no lock is held by
+    // another thread; libc's cached thread id in the child stays the parent's, which nothing here uses
+    // (glibc's raise asks the kernel, Rust's locks do not use it). No null pointers are dereferenced:
+    // the tid pointers are only used with CLONE_*_SETTID flags, which are not given.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match r {
+        -1 => Err(nix::errno::Errno::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
     }
 }

@@ -1,6 +1,7 @@
 //! The library's side of the helper: spawn it from the sealed binary, send the request with the
-//! descriptors, take the reply, and wait for the helper to exit (after which the container's process
-//! has been reparented to the caller, if it is a subreaper).
+//! descriptors, take the reply, and reap the helper: after an exec wait for its exit (after which the
+//! exec'd process has been reparented to the caller, if it is a subreaper); after a create in the
+//! background, as the init is the caller's child already.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -8,6 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use nix::unistd::Pid;
 use oci_spec::runtime::Process;
@@ -140,8 +142,8 @@ impl Helper {
     }
 }
 
-/// Runs one request in a helper (the spare one if `prestart` left one) and returns its reply once the
-/// helper exited.
+/// Runs one request in a helper (the spare one if `prestart` left one) and returns its reply; the helper
+/// has exited by then unless it created a container (then it is reaped in the background).
 fn call(binary: Option<&Path>, request: Request, stdio: [bool; 3], fds: &[RawFd]) -> Result<Reply> {
     let c = super::checkout(binary)?;
     let envelope = Envelope {
@@ -160,22 +162,52 @@ fn call(binary: Option<&Path>, request: Request, stdio: [bool; 3], fds: &[RawFd]
         helper = Helper::spawn(&c.exe)?;
         reply = exchange(&helper, &envelope, fds);
     }
-    // The reply is the result; the exit only has to happen, so the container's process is reparented
-    // before the caller waits for it. ECHILD (a caller's reaper took the status first) is fine too.
-    let status = helper.child.wait();
-    if c.warm {
-        // Off the caller's path: the spawn waits for the new helper's exec.
-        let (exe, path) = (c.exe.clone(), c.path.clone());
-        let _ = std::thread::Builder::new()
+    // A created init is already the caller's child (forked with CLONE_PARENT, or handed over when the
+    // user namespace's stage 1 exited): the helper's exit need not be waited for, only reaped. Any
+    // other reply waits for the exit, which hands an exec'd process over to the caller when it is a
+    // subreaper. ECHILD (a caller's reaper took the status first) is fine either way.
+    let created = matches!(reply, Ok(Some(Reply::Created(_))));
+    let status = if created {
+        match helper.child.try_wait() {
+            Ok(None) => None,
+            done => Some(done.map(|s| s.expect("checked above"))),
+        }
+    } else {
+        Some(helper.child.wait())
+    };
+    let unreaped = Arc::new(Mutex::new(status.is_none().then_some(helper.child)));
+    if c.warm || status.is_none() {
+        // Off the caller's path: the spawn waits for the new helper's exec, the reaping for the old
+        // helper's exit (it sent its reply, so it exits right away).
+        let (exe, path, warm, old) = (c.exe.clone(), c.path.clone(), c.warm, unreaped.clone());
+        let background = std::thread::Builder::new()
             .name("berth-helper".into())
             .spawn(move || {
-                if let Ok(next) = Helper::spawn(&exe) {
-                    super::checkin(&path, next);
+                // The old helper's exit first: it is quick, and the next helper's start-up then does
+                // not compete with it for the CPU the container is starting on.
+                reap(&old);
+                if warm {
+                    if let Ok(next) = Helper::spawn(&exe) {
+                        super::checkin(&path, next);
+                    }
                 }
             });
+        if background.is_err() {
+            // No thread: reap here rather than leave a zombie.
+            reap(&unreaped);
+        }
     }
-    let exited = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+    let exited = status.map_or_else(
+        || "exiting".to_string(),
+        |s| s.map_or_else(|e| e.to_string(), |s| s.to_string()),
+    );
     match reply {
+        Ok(Some(Reply::CreateFailed { error, init })) => {
+            // The helper killed it; as its parent the caller reaps it. ECHILD: not ours after all (a
+            // caller that is not a subreaper had a stage 1's init go to the system's init).
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(init), None);
+            Ok(Reply::Failed(error))
+        }
         Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(Error::Reported {
             kind: ErrorKind::Internal,
@@ -185,6 +217,14 @@ fn call(binary: Option<&Path>, request: Request, stdio: [bool; 3], fds: &[RawFd]
             kind: ErrorKind::Internal,
             msg: format!("runtime helper: {e} ({exited})"),
         }),
+    }
+}
+
+/// Waits for a helper that already replied, if it is still to be reaped.
+fn reap(slot: &Mutex<Option<Child>>) {
+    let helper = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut helper) = helper {
+        let _ = helper.wait();
     }
 }
 

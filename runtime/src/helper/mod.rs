@@ -15,10 +15,13 @@
 //! processes cannot overwrite it through `/proc/<pid>/exe` (CVE-2019-5736) and the helper needs no
 //! re-execution of its own.
 //!
-//! The container's init (and an exec'd process) is the helper's child; the helper exits before the
-//! call returns, so like runc's it is reparented to the nearest child subreaper. A caller that waits
-//! for its containers' processes (the shim, as containerd's shims do) makes itself one with
-//! `prctl(PR_SET_CHILD_SUBREAPER)`.
+//! The helper forks the container's init with CLONE_PARENT (as runc's nsexec does), so the init is the
+//! caller's child from the start and create returns as soon as the init is ready; the helper, which
+//! exits right after its reply, is reaped in the background (`client`). With a user namespace the init
+//! is forked by stage 1, which the helper reaps, and is handed to the nearest child subreaper. An
+//! exec'd process is the helper's child; the helper exits before exec returns, so like runc's it is
+//! reparented to the nearest child subreaper too. A caller that waits for its containers' processes
+//! (the shim, as containerd's shims do) makes itself one with `prctl(PR_SET_CHILD_SUBREAPER)`.
 //!
 //! A helper's exec and start-up are about half a millisecond of a container start. A caller that
 //! calls [`prestart`] has one started ahead of each call, waiting on its socket.

@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use super::wire::{recv_frame, send_frame, Envelope, Reply, Request, WireError, VERSION};
+use crate::container::create::Placement;
 use crate::container::{self, Container, ExecOptions};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::state::State;
@@ -70,8 +71,22 @@ fn run(sock: &mut UnixStream) -> Result<Reply> {
                     opts.listen_fds, opts.preserve_fds
                 )));
             }
-            let c = container::create::create_here(&opts)?;
-            Ok(Reply::Created(Box::new(c.state)))
+            // The init becomes the caller's child right away, so the caller need not wait for this
+            // process to exit (see `client::call`).
+            let place = Placement {
+                to_parent: true,
+                ..Default::default()
+            };
+            match container::create::create_here(&opts, &place) {
+                Ok(c) => Ok(Reply::Created(Box::new(c.state))),
+                Err(e) => match place.killed.get() {
+                    Some(init) => Ok(Reply::CreateFailed {
+                        error: WireError::from(&e),
+                        init,
+                    }),
+                    None => Err(e),
+                },
+            }
         }
         Request::Exec {
             dir,

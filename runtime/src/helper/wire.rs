@@ -19,7 +19,7 @@ use crate::state::State;
 
 /// Bumped whenever a message changes shape: a library and a helper binary of different versions then
 /// say so instead of failing on a field.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// At most this many descriptors per request (the kernel's SCM_MAX_FD is 253).
 pub const MAX_FDS: usize = 250;
@@ -54,6 +54,12 @@ pub enum Reply {
     Created(Box<State>),
     Executed(i32),
     Failed(WireError),
+    /// Create failed after its init was forked and killed: the init is the caller's child (or was
+    /// handed to it when stage 1 exited), for the caller to reap.
+    CreateFailed {
+        error: WireError,
+        init: i32,
+    },
 }
 
 /// An `Error` in a form that crosses a process boundary and comes back as the same variant where its

@@ -91,7 +91,9 @@ fn bind_host(root: &Root, node: &Node) -> Result<()> {
 
 /// Creates `node` inside the root. An existing node of the same kind and numbers is accepted; anything
 /// else at that path (a symlink to a host file, a regular file) is refused rather than trusted.
-pub fn create(root: &Root, node: &Node, bind: bool) -> Result<()> {
+/// `made` lists the parent directories already made by earlier calls (all nodes but a spec's odd one
+/// are in /dev), so each is made once.
+pub fn create(root: &Root, node: &Node, bind: bool, made: &mut Vec<PathBuf>) -> Result<()> {
     if bind && node.kind != SFlag::S_IFIFO {
         return bind_host(root, node);
     }
@@ -103,7 +105,10 @@ pub fn create(root: &Root, node: &Node, bind: bool) -> Result<()> {
         _ => InodeType::CharacterDevice(perm, dev),
     };
     if let Some(parent) = node.path.parent() {
-        super::inroot::mkdir_all(root, parent, 0o755)?;
+        if !made.iter().any(|m| m == parent) {
+            super::inroot::mkdir_all(root, parent, 0o755)?;
+            made.push(parent.to_path_buf());
+        }
     }
     if let Err(e) = root.create(&node.path, &inode) {
         if root.resolve_nofollow(&node.path).is_err() {
@@ -124,17 +129,22 @@ pub fn create(root: &Root, node: &Node, bind: bool) -> Result<()> {
             node.path.display()
         )));
     }
-    // The mode given to mknod is cut by the umask, and the owner is the runtime's; fix both through the
-    // verified handle rather than the path.
+    // The mode given to mknod may be cut by the umask (`prepare_devices` clears it) and the owner is
+    // the runtime's, and an existing node keeps its own: fix whichever differs through the verified
+    // handle rather than the path.
     let proc_path = super::mounts::fd_path(&handle);
-    std::fs::set_permissions(&proc_path, std::fs::Permissions::from_mode(node.mode))
-        .ctx(|| format!("chmod {}", node.path.display()))?;
-    nix::unistd::chown(
-        &proc_path,
-        Some(nix::unistd::Uid::from_raw(node.uid)),
-        Some(nix::unistd::Gid::from_raw(node.gid)),
-    )
-    .ctx(|| format!("chown {}", node.path.display()))?;
+    if st.st_mode & 0o7777 != node.mode {
+        std::fs::set_permissions(&proc_path, std::fs::Permissions::from_mode(node.mode))
+            .ctx(|| format!("chmod {}", node.path.display()))?;
+    }
+    if (st.st_uid, st.st_gid) != (node.uid, node.gid) {
+        nix::unistd::chown(
+            &proc_path,
+            Some(nix::unistd::Uid::from_raw(node.uid)),
+            Some(nix::unistd::Gid::from_raw(node.gid)),
+        )
+        .ctx(|| format!("chown {}", node.path.display()))?;
+    }
     Ok(())
 }
 

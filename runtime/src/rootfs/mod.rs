@@ -107,18 +107,27 @@ pub fn prepare_devices(s: &Setup, root: &Root) -> Result<()> {
                     .any(|o| o == "bind" || o == "rbind"))
     });
     let linux = s.spec.linux().as_ref();
-    if !dev_is_bind {
-        for node in devices::default_nodes() {
-            devices::create(root, &node, s.bind_devices)?;
+    // Nodes are made with their modes as given, sparing a chmod each; the init's umask is its own
+    // again afterwards (the process may keep it when the spec sets none).
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let mut made = Vec::new();
+    let nodes = (|| -> Result<()> {
+        if !dev_is_bind {
+            for node in devices::default_nodes() {
+                devices::create(root, &node, s.bind_devices, &mut made)?;
+            }
         }
-    }
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        devices::create(root, &devices::from_spec(d)?, s.bind_devices)?;
-    }
+        for d in linux
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            devices::create(root, &devices::from_spec(d)?, s.bind_devices, &mut made)?;
+        }
+        Ok(())
+    })();
+    nix::sys::stat::umask(umask);
+    nodes?;
     let with_devpts = all_mounts
         .iter()
         .any(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"));

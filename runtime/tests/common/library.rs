@@ -123,3 +123,40 @@ pub fn assert_sealed_exe(pid: i32) {
         "{err}"
     );
 }
+
+/// Waits (up to two seconds) until no child of this process is a zombie still named berth-runtime: a
+/// helper that replied, or an init killed before its exec, that nobody reaped. Other tests' helpers
+/// pass through that state briefly, so it is polled.
+pub fn assert_no_runtime_zombies() {
+    let me = std::process::id().to_string();
+    let zombies = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .expect("list /proc")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let Some(open) = stat.find('(') else {
+                    return false;
+                };
+                let close = stat.rfind(')').unwrap_or(open);
+                let comm = &stat[open + 1..close];
+                let mut rest = stat[close + 2..].split(' ');
+                let zombie = rest.next() == Some("Z");
+                zombie && rest.next() == Some(me.as_str()) && comm == "berth-runtime"
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let left = zombies();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unreaped runtime processes: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
