@@ -34,6 +34,7 @@ pub use batch::Batch;
 pub use records::*;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -56,6 +57,20 @@ pub enum Kind {
 pub struct Db {
     tree: sled::Db,
     wlock: Mutex<()>,
+    /// Holders of the writer lock plus those waiting for it (see [`Db::writer_busy`]).
+    writers: AtomicUsize,
+}
+
+/// The writer lock, held; counted in [`Db::writer_busy`] from before the wait until dropped.
+pub struct WriteGuard<'a> {
+    _held: MutexGuard<'a, ()>,
+    writers: &'a AtomicUsize,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.writers.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl Db {
@@ -72,6 +87,7 @@ impl Db {
         let db = Db {
             tree,
             wlock: Mutex::new(()),
+            writers: AtomicUsize::new(0),
         };
         db.migrate()?;
         Ok(db)
@@ -109,10 +125,21 @@ impl Db {
         Ok(id)
     }
 
-    pub fn write_lock(&self) -> MutexGuard<'_, ()> {
+    pub fn write_lock(&self) -> WriteGuard<'_> {
+        self.writers.fetch_add(1, Ordering::Acquire);
         // A panic while holding the lock leaves no half-applied batch (batches are atomic), so the
         // poisoned state carries no meaning here.
-        self.wlock.lock().unwrap_or_else(|p| p.into_inner())
+        let held = self.wlock.lock().unwrap_or_else(|p| p.into_inner());
+        WriteGuard {
+            _held: held,
+            writers: &self.writers,
+        }
+    }
+
+    /// Whether a writer holds the lock or waits for it: a short mutation started now would wait
+    /// (for a collection, possibly milliseconds). A hint, not a reservation.
+    pub fn writer_busy(&self) -> bool {
+        self.writers.load(Ordering::Acquire) > 0
     }
 
     /// Applies one mutation atomically and makes it durable before returning. An empty batch
@@ -250,5 +277,33 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         self.tree.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `writer_busy` is what lets a short mutation run on the async worker: it must be set
+    /// while the lock is held or waited for, and clear once every holder is gone.
+    #[test]
+    fn writer_busy_tracks_holders_and_waiters() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(dir.path()).expect("open");
+        assert!(!db.writer_busy());
+        let held = db.write_lock();
+        assert!(db.writer_busy());
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let _w = db.write_lock();
+            });
+            // The waiter counts before it gets the lock.
+            while db.writers.load(Ordering::Acquire) < 2 {
+                std::thread::yield_now();
+            }
+            drop(held);
+            waiter.join().expect("waiter");
+        });
+        assert!(!db.writer_busy());
     }
 }

@@ -4,7 +4,7 @@ use api::containers_server::Containers;
 use berth_api::containerd::services::containers::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, filter, namespace, paths, ts, BoxStream};
+use super::{filter, namespace, paths, quick, ts, BoxStream};
 use crate::metadata::{containers, ContainerRec};
 use crate::Meta;
 
@@ -99,7 +99,7 @@ impl Containers for ContainersService {
         let ns = namespace(&r)?;
         let c = from_api(r.into_inner().container.unwrap_or_default());
         let m = self.0.clone();
-        let c = blocking(move || containers::create(&m, &ns, c)).await?;
+        let c = quick(&self.0, move || containers::create(&m, &ns, c)).await?;
         Ok(Response::new(api::CreateContainerResponse {
             container: Some(to_api(c)),
         }))
@@ -114,7 +114,7 @@ impl Containers for ContainersService {
         let c = from_api(r.container.unwrap_or_default());
         let p = paths(r.update_mask);
         let m = self.0.clone();
-        let c = blocking(move || containers::update(&m, &ns, c, &p)).await?;
+        let c = quick(&self.0, move || containers::update(&m, &ns, c, &p)).await?;
         Ok(Response::new(api::UpdateContainerResponse {
             container: Some(to_api(c)),
         }))
@@ -127,7 +127,7 @@ impl Containers for ContainersService {
         let ns = namespace(&r)?;
         let id = r.into_inner().id;
         let m = self.0.clone();
-        blocking(move || containers::delete(&m, &ns, &id)).await?;
+        quick(&self.0, move || containers::delete(&m, &ns, &id)).await?;
         Ok(Response::new(()))
     }
 }

@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{blocking, digest, filter, lease, namespace, paths, ts, ts_system, BoxStream};
+use super::{blocking, digest, filter, lease, namespace, paths, quick, ts, ts_system, BoxStream};
 use crate::content::{Digest, IngestStatus};
 use crate::metadata::content::{self as meta, NsWriter};
 use crate::metadata::BlobRec;
@@ -74,7 +74,7 @@ impl Content for ContentService {
         let d = digest(&info.digest)?;
         let p = paths(r.update_mask);
         let m = self.0.clone();
-        let b = blocking(move || meta::update(&m, &ns, &d, info.labels, &p)).await?;
+        let b = quick(&self.0, move || meta::update(&m, &ns, &d, info.labels, &p)).await?;
         Ok(Response::new(api::UpdateResponse {
             info: Some(info_to_api(b)),
         }))
@@ -103,7 +103,7 @@ impl Content for ContentService {
         let ns = namespace(&r)?;
         let d = digest(&r.into_inner().digest)?;
         let m = self.0.clone();
-        blocking(move || meta::delete(&m, &ns, &d)).await?;
+        quick(&self.0, move || meta::delete(&m, &ns, &d)).await?;
         Ok(Response::new(()))
     }
 

@@ -5,7 +5,7 @@ use berth_api::containerd::services::images::v1 as api;
 use berth_api::containerd::types::Descriptor;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, filter, namespace, paths, ts};
+use super::{blocking, filter, namespace, paths, quick, ts};
 use crate::metadata::{images, DescriptorRec, ImageRec};
 use crate::Meta;
 
@@ -82,7 +82,7 @@ impl Images for ImagesService {
         let ns = namespace(&r)?;
         let img = from_api(r.into_inner().image.unwrap_or_default());
         let m = self.0.clone();
-        let img = blocking(move || images::create(&m, &ns, img)).await?;
+        let img = quick(&self.0, move || images::create(&m, &ns, img)).await?;
         Ok(Response::new(api::CreateImageResponse {
             image: Some(to_api(img)),
         }))
@@ -97,7 +97,7 @@ impl Images for ImagesService {
         let img = from_api(r.image.unwrap_or_default());
         let p = paths(r.update_mask);
         let m = self.0.clone();
-        let img = blocking(move || images::update(&m, &ns, img, &p)).await?;
+        let img = quick(&self.0, move || images::update(&m, &ns, img, &p)).await?;
         Ok(Response::new(api::UpdateImageResponse {
             image: Some(to_api(img)),
         }))
@@ -107,7 +107,12 @@ impl Images for ImagesService {
         let ns = namespace(&r)?;
         let r = r.into_inner();
         let m = self.0.clone();
-        blocking(move || images::delete(&m, &ns, &r.name, r.sync)).await?;
+        // A sync delete runs a whole collection before it answers.
+        if r.sync {
+            blocking(move || images::delete(&m, &ns, &r.name, true)).await?;
+        } else {
+            quick(&self.0, move || images::delete(&m, &ns, &r.name, false)).await?;
+        }
         Ok(Response::new(()))
     }
 }

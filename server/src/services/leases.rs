@@ -4,7 +4,7 @@ use api::leases_server::Leases;
 use berth_api::containerd::services::leases::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, filter, namespace, ts};
+use super::{blocking, filter, namespace, quick, ts};
 use crate::metadata::leases::{self, Resource};
 use crate::metadata::LeaseRec;
 use crate::Meta;
@@ -36,7 +36,7 @@ impl Leases for LeasesService {
         let ns = namespace(&r)?;
         let r = r.into_inner();
         let m = self.0.clone();
-        let l = blocking(move || leases::create(&m, &ns, &r.id, r.labels)).await?;
+        let l = quick(&self.0, move || leases::create(&m, &ns, &r.id, r.labels)).await?;
         Ok(Response::new(api::CreateResponse {
             lease: Some(to_api(l)),
         }))
@@ -46,7 +46,12 @@ impl Leases for LeasesService {
         let ns = namespace(&r)?;
         let r = r.into_inner();
         let m = self.0.clone();
-        blocking(move || leases::delete(&m, &ns, &r.id, r.sync)).await?;
+        // A sync delete runs a whole collection before it answers.
+        if r.sync {
+            blocking(move || leases::delete(&m, &ns, &r.id, true)).await?;
+        } else {
+            quick(&self.0, move || leases::delete(&m, &ns, &r.id, false)).await?;
+        }
         Ok(Response::new(()))
     }
 
@@ -71,7 +76,7 @@ impl Leases for LeasesService {
         let r = r.into_inner();
         let res = resource(r.resource);
         let m = self.0.clone();
-        blocking(move || leases::add_resource(&m, &ns, &r.id, &res)).await?;
+        quick(&self.0, move || leases::add_resource(&m, &ns, &r.id, &res)).await?;
         Ok(Response::new(()))
     }
 
@@ -83,7 +88,10 @@ impl Leases for LeasesService {
         let r = r.into_inner();
         let res = resource(r.resource);
         let m = self.0.clone();
-        blocking(move || leases::delete_resource(&m, &ns, &r.id, &res)).await?;
+        quick(&self.0, move || {
+            leases::delete_resource(&m, &ns, &r.id, &res)
+        })
+        .await?;
         Ok(Response::new(()))
     }
 

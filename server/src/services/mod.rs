@@ -83,6 +83,22 @@ pub fn paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
     mask.map(|m| m.paths).unwrap_or_default()
 }
 
+/// Runs a short metadata mutation (a few records and one flush, about 0.1 ms) right here on the
+/// async worker when no writer holds or waits for the metadata lock, sparing the two thread
+/// hand-offs of the blocking pool (a fifth of a small request's time on a 2-CPU machine);
+/// otherwise, when it would wait behind a collection or another writer, on the blocking pool
+/// like [`blocking`]. Only for mutations that cannot run long: never for synchronous
+/// collections, copies, layer application or directory walks.
+pub async fn quick<T: Send + 'static>(
+    m: &crate::Meta,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    if m.db.writer_busy() {
+        return blocking(f).await;
+    }
+    f().map_err(Status::from)
+}
+
 /// Runs blocking metadata work (sled flushes, file I/O) on the blocking pool, so the async
 /// workers keep serving meanwhile. Measured against `block_in_place` (which hands this worker's
 /// queue to a fresh thread on every call), the plain hand-off answers a small mutation about 8%

@@ -4,7 +4,7 @@ use api::namespaces_server::Namespaces;
 use berth_api::containerd::services::namespaces::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, paths};
+use super::{paths, quick};
 use crate::metadata::namespaces as ns;
 use crate::Meta;
 
@@ -41,7 +41,7 @@ impl Namespaces for NamespacesService {
         let n = r.into_inner().namespace.unwrap_or_default();
         let m = self.0.clone();
         let name = n.name.clone();
-        let labels = blocking(move || ns::create(&m, &n.name, n.labels)).await?;
+        let labels = quick(&self.0, move || ns::create(&m, &n.name, n.labels)).await?;
         Ok(Response::new(api::CreateNamespaceResponse {
             namespace: Some(api::Namespace { name, labels }),
         }))
@@ -56,7 +56,7 @@ impl Namespaces for NamespacesService {
         let p = paths(r.update_mask);
         let m = self.0.clone();
         let name = n.name.clone();
-        let labels = blocking(move || ns::update(&m, &n.name, n.labels, &p)).await?;
+        let labels = quick(&self.0, move || ns::update(&m, &n.name, n.labels, &p)).await?;
         Ok(Response::new(api::UpdateNamespaceResponse {
             namespace: Some(api::Namespace { name, labels }),
         }))
@@ -68,7 +68,7 @@ impl Namespaces for NamespacesService {
     ) -> Result<Response<()>, Status> {
         let name = r.into_inner().name;
         let m = self.0.clone();
-        blocking(move || ns::delete(&m, &name)).await?;
+        quick(&self.0, move || ns::delete(&m, &name)).await?;
         Ok(Response::new(()))
     }
 }

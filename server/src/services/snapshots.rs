@@ -6,7 +6,7 @@ use berth_api::containerd::types::Mount as ApiMount;
 use berth_snapshotter::{Info, Kind, Mount};
 use tonic::{Request, Response, Status};
 
-use super::{blocking, filter, lease, namespace, paths, ts_system, BoxStream};
+use super::{blocking, filter, lease, namespace, paths, quick, ts_system, BoxStream};
 use crate::metadata::snapshots as snaps;
 use crate::Meta;
 
@@ -143,7 +143,10 @@ impl Snapshots for SnapshotsService {
         let ns = namespace(&r)?;
         let r = r.into_inner();
         let m = self.0.clone();
-        blocking(move || snaps::remove(&m, &ns, &r.snapshotter, &r.key)).await?;
+        quick(&self.0, move || {
+            snaps::remove(&m, &ns, &r.snapshotter, &r.key)
+        })
+        .await?;
         Ok(Response::new(()))
     }
 
