@@ -68,6 +68,21 @@ impl State {
         write_atomic(&dir.join(STATE_FILE), &data)
     }
 
+    /// The first half of `save`: writes the state beside the state file, for `commit_staged` to put
+    /// in place. Lets create do the serialization while init is still busy.
+    pub(crate) fn stage(&self, dir: &Path) -> Result<()> {
+        let data = serde_json::to_vec(self).expect("state serializes: plain data");
+        let tmp = dir.join(STATE_FILE).with_extension("tmp");
+        std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))
+    }
+
+    /// The second half of `save`: the staged state becomes the state file.
+    pub(crate) fn commit_staged(dir: &Path) -> Result<()> {
+        let path = dir.join(STATE_FILE);
+        std::fs::rename(path.with_extension("tmp"), &path)
+            .ctx(|| format!("rename {} into place", path.display()))
+    }
+
     pub fn oci(&self, status: ContainerStatus) -> OciState {
         OciState {
             oci_version: OCI_VERSION.into(),

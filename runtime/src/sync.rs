@@ -59,9 +59,13 @@ impl Channel {
     /// The next message, or `None` when the other side closed (exited) without sending one.
     pub fn recv(&self) -> Result<Option<Message>> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut reset = false;
         let n = loop {
             match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The peer exited leaving messages of ours unread; the kernel reports that once,
+                // ahead of what the peer sent before it went (its error report, typically).
+                Err(nix::errno::Errno::ECONNRESET) if !reset => reset = true,
                 other => break other.ctx(|| "receive on sync socket")?,
             }
         };
@@ -78,7 +82,13 @@ impl Channel {
     /// its own report is then the message worth returning.
     pub fn take_error(&self) -> Option<String> {
         let mut buf = vec![0u8; 64 * 1024];
-        let n = recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).ok()?;
+        let n = match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            // Reported once, ahead of the queued messages (see `recv`).
+            Err(nix::errno::Errno::ECONNRESET) => {
+                recv(self.0.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).ok()?
+            }
+            other => other.ok()?,
+        };
         match serde_json::from_slice(&buf[..n]).ok()? {
             Message::Error(e) => Some(e),
             _ => None,

@@ -33,11 +33,15 @@ fn helpers() -> Vec<i32> {
 
 /// Waits until exactly one idle helper is there and returns it.
 fn the_spare(not: Option<i32>) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = helpers();
         if let [one] = found[..] {
             if Some(one) != not {
+                // The library checks a new spare in just after spawning it, from a thread of its
+                // own: on a busy machine the next call could otherwise come first and, finding no
+                // spare yet, start a helper of its own.
+                std::thread::sleep(Duration::from_millis(200));
                 return one;
             }
         }
@@ -98,8 +102,21 @@ fn prestarted_helpers_serve_create_and_exec_and_survive_a_killed_spare() {
     let id = unique_id("warm-exec");
     let mut opts = options(&rt, &sleeper, &id);
     opts.helper_binary = Some(link.clone());
+    // Time for the idle spare to make the network namespace it hands to the next init.
+    std::thread::sleep(Duration::from_millis(100));
     let mut c = berth_runtime::container::create(&opts).expect("create");
     c.start().expect("start");
+    // That namespace is new (not the caller's, nor the previous container's) and empty but for lo.
+    let net = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("ns link");
+    assert_ne!(net(&c.pid().to_string()), net("self"));
+    let dev = std::fs::read_to_string(format!("/proc/{}/net/dev", c.pid())).expect("net/dev");
+    let ifaces: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(ifaces, ["lo"], "{dev}");
     spare = the_spare(Some(spare));
     let (out, out_w) = pipe();
     let mut p = c.state.config.process().clone().expect("process");

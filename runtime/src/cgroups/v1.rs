@@ -322,13 +322,18 @@ impl Manager {
 /// Creates `dir` and missing parents. In the cpuset hierarchy a new cgroup starts with empty cpus and
 /// mems, which refuses tasks, so each new level inherits its parent's values.
 fn create_dir_chain(dir: &Path, cpuset: bool) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dir_chain(parent, cpuset)?;
-    }
-    match std::fs::create_dir(dir) {
+    // mkdir first: the container's own directory is new and its parents exist, almost always.
+    let made = match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match dir.parent() {
+            Some(parent) => {
+                create_dir_chain(parent, cpuset)?;
+                std::fs::create_dir(dir)
+            }
+            None => Err(e),
+        },
+        other => other,
+    };
+    match made {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e).ctx(|| format!("create cgroup {}", dir.display())),
@@ -389,8 +394,17 @@ fn apply_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
         };
         write(dir, file, &device_rule(d))?;
     }
+    // One open for all of them: each write is one rule.
+    let path = dir.join("devices.allow");
+    let mut allow = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .ctx(|| format!("open {}", path.display()))?;
     for rule in default_allows() {
-        write(dir, "devices.allow", rule)?;
+        std::io::Write::write_all(&mut allow, rule.as_bytes())
+            .ctx(|| format!("write {rule:?} to {}", path.display()))?;
     }
     Ok(())
 }

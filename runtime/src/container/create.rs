@@ -67,6 +67,9 @@ pub(crate) struct Placement {
     /// Set when create failed after forking an init it killed but could not reap, because the init is
     /// not its child (`to_parent`, or reparented when stage 1 exited): its new parent has to.
     pub killed: Cell<Option<i32>>,
+    /// A new, unused network namespace made ahead of time (by an idle helper), for an init that would
+    /// create one itself: it joins this one instead.
+    pub netns: Option<OwnedFd>,
 }
 
 /// Undoes a half-built container when create fails: the init, the cgroups, the state directory.
@@ -202,6 +205,10 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
                 preserve_fds: opts.preserve_fds,
                 listen_fds: opts.listen_fds,
                 hook_state: state.oci(ContainerStatus::Creating),
+                netns: place
+                    .netns
+                    .as_ref()
+                    .filter(|_| plan.is_new(LinuxNamespaceType::Network) && !plan.has_user()),
             })
         }
     };
@@ -242,6 +249,17 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
     }
     state.pid = pid.as_raw();
     parent_ch.send(&Message::Go(pid.as_raw())).map_err(early)?;
+    // Until `Ready` init makes its devices and switches its root while this process would only wait:
+    // read init's start time and write the state it will have once ready now, off the critical path.
+    // Without a start time (init died) the error comes from init's report below.
+    let start_time = procfs::stat(state.pid).map(|(_, t)| t);
+    if let Some(t) = start_time {
+        state.init_start_time = t;
+        state.status = ContainerStatus::Created;
+        let staged = state.stage(&dir);
+        state.status = ContainerStatus::Creating;
+        staged?;
+    }
     loop {
         match parent_ch.recv()? {
             Some(Message::Ready) => break,
@@ -268,11 +286,11 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
         }
     }
 
-    state.init_start_time = procfs::stat(state.pid)
-        .map(|(_, t)| t)
-        .ok_or_else(|| Error::Init("init exited right after setup".into()))?;
+    if start_time.is_none() {
+        return Err(Error::Init("init exited right after setup".into()));
+    }
     state.status = ContainerStatus::Created;
-    state.save(&dir)?;
+    State::commit_staged(&dir)?;
     if let Some(pid_file) = &opts.pid_file {
         write_atomic(pid_file, state.pid.to_string().as_bytes())?;
     }

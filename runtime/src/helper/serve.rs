@@ -50,6 +50,7 @@ fn answer(sock: &mut UnixStream) -> Reply {
 fn run(sock: &mut UnixStream) -> Result<Reply> {
     // Still fd 0 here, so a re-execution (a helper binary that was not run sealed) keeps it.
     crate::exeseal::ensure_sealed()?;
+    let netns = idle_netns(sock);
     let (value, fds) = recv_frame::<serde_json::Value>(sock)
         .ctx(|| "receive the helper request")?
         .ok_or_else(|| Error::invalid("runtime helper: no request"))?;
@@ -75,6 +76,7 @@ fn run(sock: &mut UnixStream) -> Result<Reply> {
             // process to exit (see `client::call`).
             let place = Placement {
                 to_parent: true,
+                netns,
                 ..Default::default()
             };
             match container::create::create_here(&opts, &place) {
@@ -167,4 +169,34 @@ fn place(stdio: [bool; 3], fds: Vec<OwnedFd>, sock: &mut UnixStream) -> Result<u
         dup2(&src, 3 + i as RawFd)?;
     }
     Ok(rest as u32)
+}
+
+/// A new network namespace made while the helper has nothing else to do: a helper started ahead of
+/// time (`helper::prestart`) waits for its request, and making the namespace is half a millisecond
+/// of a container start otherwise spent by the init. Only when no request is waiting yet (a helper
+/// spawned for a request goes straight to it) and the helper may (it is privileged). The helper
+/// itself stays in its own namespace; create hands the new one to an init that wants a new network
+/// namespace and no user namespace (see `Placement::netns`). Exits if it cannot get back to its own
+/// namespace: the library then starts another helper.
+fn idle_netns(sock: &UnixStream) -> Option<OwnedFd> {
+    let mut byte = 0u8;
+    // SAFETY: recv writes at most one byte into `byte`.
+    let waiting = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if waiting >= 0 {
+        return None;
+    }
+    let own = std::fs::File::open("/proc/self/ns/net").ok()?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+    let made = std::fs::File::open("/proc/self/ns/net");
+    if nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+        std::process::exit(1);
+    }
+    made.ok().map(OwnedFd::from)
 }

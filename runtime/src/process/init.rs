@@ -38,6 +38,9 @@ pub struct InitArgs<'a> {
     pub listen_fds: u32,
     /// The state hooks receive; the pid is filled in from the runtime's `Go`.
     pub hook_state: OciState,
+    /// A new network namespace made ahead of time, joined instead of creating one (see
+    /// `create::Placement::netns`).
+    pub netns: Option<&'a OwnedFd>,
 }
 
 /// Never returns: execs the container's program or exits with status 1 after reporting the error.
@@ -80,7 +83,15 @@ fn setup(a: &InitArgs) -> Result<()> {
         .as_ref()
         .ok_or_else(|| Error::invalid("process is required"))?;
     namespaces::join_all(a.joins)?;
-    unshare(a.plan.unshare_flags()).ctx(|| "create namespaces")?;
+    match a.netns {
+        Some(net) => {
+            unshare(a.plan.unshare_flags() - CloneFlags::CLONE_NEWNET)
+                .ctx(|| "create namespaces")?;
+            nix::sched::setns(net, CloneFlags::CLONE_NEWNET)
+                .ctx(|| "join the network namespace made ahead")?;
+        }
+        None => unshare(a.plan.unshare_flags()).ctx(|| "create namespaces")?,
+    }
     // With a user namespace, stage 1 already entered the time namespace.
     if a.plan.is_new(LinuxNamespaceType::Time) && !a.plan.has_user() {
         namespaces::enter_new_time(&time_offsets(a.spec)?)?;

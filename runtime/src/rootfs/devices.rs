@@ -1,13 +1,13 @@
 //! Device nodes in the container's /dev: the default set every container gets, the spec's own devices,
 //! and the conventional symlinks (`/dev/fd`, `/dev/stdin`...).
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{fstat, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
-use pathrs::{InodeType, Root};
+use pathrs::{Handle, Root};
 
 use crate::error::{Context, Error, Result};
 
@@ -89,36 +89,63 @@ fn bind_host(root: &Root, node: &Node) -> Result<()> {
     .ctx(|| format!("bind host device {}", node.path.display()))
 }
 
+/// The directories nodes were made in so far, each resolved inside the root once: all nodes but a
+/// spec's odd one are in /dev, so one handle serves them all.
+#[derive(Default)]
+pub struct Parents(Vec<(PathBuf, Handle)>);
+
+impl Parents {
+    /// The handle on `dir`, made (inside the root) on first use.
+    fn get(&mut self, root: &Root, dir: &Path) -> Result<&Handle> {
+        let i = match self.0.iter().position(|(p, _)| p == dir) {
+            Some(i) => i,
+            None => {
+                let h = super::inroot::mkdir_all(root, dir, 0o755)?;
+                self.0.push((dir.to_path_buf(), h));
+                self.0.len() - 1
+            }
+        };
+        Ok(&self.0[i].1)
+    }
+}
+
 /// Creates `node` inside the root. An existing node of the same kind and numbers is accepted; anything
 /// else at that path (a symlink to a host file, a regular file) is refused rather than trusted.
-/// `made` lists the parent directories already made by earlier calls (all nodes but a spec's odd one
-/// are in /dev), so each is made once.
-pub fn create(root: &Root, node: &Node, bind: bool, made: &mut Vec<PathBuf>) -> Result<()> {
+pub fn create(root: &Root, node: &Node, bind: bool, parents: &mut Parents) -> Result<()> {
     if bind && node.kind != SFlag::S_IFIFO {
         return bind_host(root, node);
     }
-    let perm = std::fs::Permissions::from_mode(node.mode);
-    let dev = libc::makedev(node.major as u32, node.minor as u32);
-    let inode = match node.kind {
-        SFlag::S_IFBLK => InodeType::BlockDevice(perm, dev),
-        SFlag::S_IFIFO => InodeType::Fifo(perm),
-        _ => InodeType::CharacterDevice(perm, dev),
+    let (Some(dir), Some(name)) = (node.path.parent(), node.path.file_name()) else {
+        return Err(Error::invalid(format!(
+            "device path {} names no file",
+            node.path.display()
+        )));
     };
-    if let Some(parent) = node.path.parent() {
-        if !made.iter().any(|m| m == parent) {
-            super::inroot::mkdir_all(root, parent, 0o755)?;
-            made.push(parent.to_path_buf());
-        }
+    // The directory was resolved inside the root; the node is made and opened by its single name
+    // below it, neither step following a symlink there.
+    let parent = parents.get(root, dir)?;
+    let dev = libc::makedev(node.major as u32, node.minor as u32);
+    match nix::sys::stat::mknodat(
+        Some(parent.as_fd().as_raw_fd()),
+        name,
+        node.kind,
+        nix::sys::stat::Mode::from_bits_truncate(node.mode),
+        dev,
+    ) {
+        // EEXIST: checked below like a node made here.
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e).ctx(|| format!("create device {}", node.path.display())),
     }
-    if let Err(e) = root.create(&node.path, &inode) {
-        if root.resolve_nofollow(&node.path).is_err() {
-            return Err(e).ctx(|| format!("create device {}", node.path.display()));
-        }
-    }
-    let handle = root
-        .resolve_nofollow(&node.path)
-        .ctx(|| format!("open device {}", node.path.display()))?;
-    let st = fstat(handle.as_fd().as_raw_fd()).ctx(|| format!("stat {}", node.path.display()))?;
+    let fd = nix::fcntl::openat(
+        Some(parent.as_fd().as_raw_fd()),
+        name,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open device {}", node.path.display()))?;
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    let handle = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = fstat(handle.as_raw_fd()).ctx(|| format!("stat {}", node.path.display()))?;
     let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
     let numbers_match = node.kind == SFlag::S_IFIFO
         || (libc::major(st.st_rdev) as u64 == node.major
@@ -151,27 +178,31 @@ pub fn create(root: &Root, node: &Node, bind: bool, made: &mut Vec<PathBuf>) -> 
 /// The symlinks runc and the spec's conventions put in /dev; an existing entry is left alone.
 pub fn create_symlinks(root: &Root, with_devpts: bool) -> Result<()> {
     let mut links = vec![
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
     ];
     if Path::new("/proc/kcore").exists() {
-        links.push(("/dev/core", "/proc/kcore"));
+        links.push(("core", "/proc/kcore"));
     }
     if with_devpts {
         // The container's ptmx must be the one of its own devpts instance.
         if super::inroot::probe(root, Path::new("/dev/ptmx"), false).is_some() {
             let _ = root.remove_file("/dev/ptmx");
         }
-        links.push(("/dev/ptmx", "pts/ptmx"));
+        links.push(("ptmx", "pts/ptmx"));
     }
-    for (link, target) in links {
-        if super::inroot::probe(root, Path::new(link), false).is_some() {
-            continue;
+    // /dev resolved inside the root once; symlinkat by a single name below it never follows
+    // anything, and fails with EEXIST on any existing entry, which is left alone.
+    let dev = root
+        .resolve(Path::new("/dev"))
+        .ctx(|| "resolve /dev for its symlinks")?;
+    for (name, target) in links {
+        match nix::unistd::symlinkat(target, Some(dev.as_fd().as_raw_fd()), name) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).ctx(|| format!("create symlink /dev/{name}")),
         }
-        root.create(link, &InodeType::Symlink(target.into()))
-            .ctx(|| format!("create symlink {link}"))?;
     }
     Ok(())
 }

@@ -24,10 +24,16 @@ fn open_path(path: &Path) -> Result<Option<OwnedFd>> {
     }
 }
 
-/// `/proc/self/fd/N` when the container has a procfs, the verified path otherwise (no other process
-/// runs in the container yet, so nothing can swap it in between).
-fn reach(fd: &OwnedFd, path: &Path) -> PathBuf {
-    if Path::new("/proc/self/fd").is_dir() {
+/// Whether the container has a procfs to reach handles through, looked up once per call of
+/// `mask_paths` (and again only after masking /proc) or `readonly_paths`.
+fn has_proc_fd() -> bool {
+    Path::new("/proc/self/fd").is_dir()
+}
+
+/// `/proc/self/fd/N` when the container has a procfs (`proc_fd`), the verified path otherwise (no
+/// other process runs in the container yet, so nothing can swap it in between).
+fn reach(fd: &OwnedFd, path: &Path, proc_fd: bool) -> PathBuf {
+    if proc_fd {
         PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
     } else {
         path.to_path_buf()
@@ -65,25 +71,35 @@ pub fn mask_paths(paths: &[String], mount_label: Option<&str>) -> Result<()> {
         return Ok(());
     }
     let null = verified_dev_null()?;
+    let mut proc_fd = has_proc_fd();
     let tmpfs_data =
         crate::process::lsm::mount_data("nr_blocks=1,nr_inodes=1", "tmpfs", mount_label);
     for p in paths {
         let path = Path::new(p);
         let Some(fd) = open_path(path)? else { continue };
         match kind(&fd, path)?.0 {
-            SFlag::S_IFDIR => mount(
-                Some("tmpfs"),
-                &reach(&fd, path),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some(tmpfs_data.as_str()),
-            )
-            .ctx(|| format!("mask directory {p}"))?,
+            SFlag::S_IFDIR => {
+                mount(
+                    Some("tmpfs"),
+                    &reach(&fd, path, proc_fd),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some(tmpfs_data.as_str()),
+                )
+                .ctx(|| format!("mask directory {p}"))?;
+                // Masking /proc itself hides the descriptors' paths from here on.
+                if Path::new("/proc/self/fd").starts_with(path) {
+                    proc_fd = has_proc_fd();
+                }
+            }
             // A symlink in a masked location is left alone: binding over it would follow it.
             SFlag::S_IFLNK => continue,
             _ => mount(
-                Some(&reach(&null, Path::new("/dev/null"))),
-                &reach(&fd, path),
+                Some(&reach(&null, Path::new("/dev/null"), proc_fd)),
+                &reach(&fd, path, proc_fd),
                 None::<&str>,
                 MsFlags::MS_BIND,
                 None::<&str>,
@@ -95,13 +111,14 @@ pub fn mask_paths(paths: &[String], mount_label: Option<&str>) -> Result<()> {
 }
 
 pub fn readonly_paths(paths: &[String]) -> Result<()> {
+    let proc_fd = !paths.is_empty() && has_proc_fd();
     for p in paths {
         let path = Path::new(p);
         let Some(fd) = open_path(path)? else { continue };
         if kind(&fd, path)?.0 == SFlag::S_IFLNK {
             continue;
         }
-        let target = reach(&fd, path);
+        let target = reach(&fd, path, proc_fd);
         mount(
             Some(&target),
             &target,

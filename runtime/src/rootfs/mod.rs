@@ -110,7 +110,7 @@ pub fn prepare_devices(s: &Setup, root: &Root) -> Result<()> {
     // Nodes are made with their modes as given, sparing a chmod each; the init's umask is its own
     // again afterwards (the process may keep it when the spec sets none).
     let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let mut made = Vec::new();
+    let mut made = devices::Parents::default();
     let nodes = (|| -> Result<()> {
         if !dev_is_bind {
             for node in devices::default_nodes() {

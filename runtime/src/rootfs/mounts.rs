@@ -3,7 +3,7 @@
 //! `/proc/self/fd/N`, so neither `..` nor a symlink in the rootfs can move a mount onto the host
 //! (CVE-2021-30465 was the string-joining version of this race).
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -162,7 +162,18 @@ pub fn create_destination(root: &Root, dest: &Path, dir: bool) -> Result<Handle>
 /// Bind mounts ignore most flags on the first call; they take effect through a remount of the new mount,
 /// reached by resolving the destination again (the old handle still points below the new mount).
 pub fn remount_bind(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let flags = opts.flags
+    if remount_flags(opts).is_empty() {
+        return Ok(());
+    }
+    let target = root
+        .resolve(dest)
+        .ctx(|| format!("resolve mount {}", dest.display()))?;
+    remount_bind_fd(&target, dest, opts)
+}
+
+/// The flags of `opts` a bind mount takes only through a remount.
+fn remount_flags(opts: &MountOptions) -> MsFlags {
+    opts.flags
         & (MsFlags::MS_RDONLY
             | MsFlags::MS_NOSUID
             | MsFlags::MS_NODEV
@@ -170,20 +181,21 @@ pub fn remount_bind(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()>
             | MsFlags::MS_NOATIME
             | MsFlags::MS_NODIRATIME
             | MsFlags::MS_RELATIME
-            | MsFlags::MS_STRICTATIME);
+            | MsFlags::MS_STRICTATIME)
+}
+
+/// `remount_bind` of the mount whose root `target` is.
+fn remount_bind_fd(target: &impl AsFd, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let flags = remount_flags(opts);
     if flags.is_empty() {
         return Ok(());
     }
-    let target = root
-        .resolve(dest)
-        .ctx(|| format!("resolve mount {}", dest.display()))?;
-    let path = fd_path(&target);
     let current =
-        nix::sys::statvfs::statvfs(&path).ctx(|| format!("statvfs {}", dest.display()))?;
+        nix::sys::statvfs::fstatvfs(target).ctx(|| format!("statvfs {}", dest.display()))?;
     let kept = statvfs_to_msflags(current.flags()) & !opts.cleared;
     mount(
         None::<&str>,
-        &path,
+        &fd_path(target),
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | kept,
         None::<&str>,
@@ -246,26 +258,44 @@ fn mount_cgroup_dirs(root: &Root, dest: &Path, opts: &MountOptions, env: &MountE
         flags: opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         ..MountOptions::default()
     };
+    // The fresh tmpfs, resolved once: a hierarchy's directory is made and opened by its single name
+    // below it (nothing else can have touched the new tmpfs), not resolved from the root each time.
+    let tmpfs = root
+        .resolve(dest)
+        .ctx(|| format!("resolve cgroup tmpfs {}", dest.display()))?;
     for (name, host_dir) in env.cgroup_dirs {
         let sub = dest.join(name);
-        let handle = create_destination(root, &sub, true)?;
+        let mut names = Path::new(name).components();
+        let single = matches!(
+            (names.next(), names.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        );
+        let point = if single {
+            open_in(&tmpfs, name, &sub, true)?
+        } else {
+            OwnedFd::from(create_destination(root, &sub, true)?)
+        };
         mount(
             Some(host_dir.as_path()),
-            &fd_path(&handle),
+            &fd_path(&point),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
         .ctx(|| format!("bind cgroup {} on {}", host_dir.display(), sub.display()))?;
-        remount_bind(root, &sub, &sub_opts)?;
+        drop(point);
+        if single {
+            // Opened again: the name now leads to the root of the new bind mount, which the
+            // remount must reach.
+            remount_bind_fd(&open_in(&tmpfs, name, &sub, false)?, &sub, &sub_opts)?;
+        } else {
+            remount_bind(root, &sub, &sub_opts)?;
+        }
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let target = root
-            .resolve(dest)
-            .ctx(|| format!("resolve cgroup mount {}", dest.display()))?;
         mount(
             None::<&str>,
-            &fd_path(&target),
+            &fd_path(&tmpfs),
             None::<&str>,
             MsFlags::MS_REMOUNT
                 | MsFlags::MS_RDONLY
@@ -277,4 +307,24 @@ fn mount_cgroup_dirs(root: &Root, dest: &Path, opts: &MountOptions, env: &MountE
         .ctx(|| format!("remount cgroup tmpfs {} read-only", dest.display()))?;
     }
     Ok(())
+}
+
+/// An O_PATH handle on the directory `name` (a single component) below `dir`, made first with
+/// `create`; `what` names it in errors. Follows no symlink.
+fn open_in(dir: &impl AsFd, name: &str, what: &Path, create: bool) -> Result<OwnedFd> {
+    let at = Some(dir.as_fd().as_raw_fd());
+    if create {
+        match nix::sys::stat::mkdirat(at, name, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).ctx(|| format!("create directory {}", what.display())),
+        }
+    }
+    let flags = nix::fcntl::OFlag::O_PATH
+        | nix::fcntl::OFlag::O_DIRECTORY
+        | nix::fcntl::OFlag::O_NOFOLLOW
+        | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(at, name, flags, nix::sys::stat::Mode::empty())
+        .ctx(|| format!("open {}", what.display()))?;
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
