@@ -52,9 +52,7 @@ impl Native {
                         copy_tree(&self.fs(*p), &dir.join("fs"))?;
                         Ok(Contents::Data)
                     }
-                    None => Ok(Contents::EmptyDirs(vec![make_empty_dir(
-                        dir, "fs", 0o755, None,
-                    )?])),
+                    None => Ok(Contents::EmptyDirs(vec![make_empty_dir(dir, "fs", 0o755)?])),
                 }
             })?;
         Ok(self.bind(snap.id, kind))

@@ -169,15 +169,9 @@ pub enum Contents {
     Data,
 }
 
-/// Makes the empty directory `name` under `dir` with `mode` (cut by the umask, as mkdir does)
-/// and, when given, the owner `owner`; returns its description for the record, read back from
-/// the directory so it is what was made.
-pub fn make_empty_dir(
-    dir: &Path,
-    name: &str,
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<EmptyDir> {
+/// Makes the empty directory `name` under `dir` with `mode` (cut by the umask, as mkdir does);
+/// returns its description for the record, read back from the directory so it is what was made.
+pub fn make_empty_dir(dir: &Path, name: &str, mode: u32) -> Result<EmptyDir> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let path = dir.join(name);
     std::fs::DirBuilder::new()
@@ -186,17 +180,11 @@ pub fn make_empty_dir(
         .map_err(|e| Error::io(format_args!("create {}", path.display()), e))?;
     let md = std::fs::symlink_metadata(&path)
         .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?;
-    let (mut uid, mut gid) = (md.uid(), md.gid());
-    if let Some((u, g)) = owner.filter(|o| *o != (uid, gid)) {
-        std::os::unix::fs::lchown(&path, Some(u), Some(g))
-            .map_err(|e| Error::io(format_args!("chown {}", path.display()), e))?;
-        (uid, gid) = (u, g);
-    }
     Ok(EmptyDir {
         name: name.to_string(),
         mode: md.mode() & 0o7777,
-        uid,
-        gid,
+        uid: md.uid(),
+        gid: md.gid(),
     })
 }
 

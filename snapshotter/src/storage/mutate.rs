@@ -52,7 +52,7 @@ impl Store {
                     Some(made) => made,
                     None => dirs
                         .iter()
-                        .map(|d| make_empty_dir(dir, d.name, d.mode, None))
+                        .map(|d| make_empty_dir(dir, d.name, d.mode))
                         .collect::<Result<Vec<_>>>()?,
                 };
                 if let (Some((uid, gid)), Some(root)) = (owner(parents)?, made.first_mut()) {

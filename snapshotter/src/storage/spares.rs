@@ -145,7 +145,7 @@ impl Shared {
             .map_err(|e| Error::io(format_args!("create {}", path.display()), e))?;
         let mut dirs = Vec::with_capacity(self.template.len());
         for spec in &self.template {
-            match make_empty_dir(&path, spec.name, spec.mode, None) {
+            match make_empty_dir(&path, spec.name, spec.mode) {
                 Ok(d) => dirs.push(d),
                 Err(e) => {
                     remove_dir_logged(&path);

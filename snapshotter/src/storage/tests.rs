@@ -11,8 +11,8 @@ use crate::{ErrorKind, Labels};
 /// What overlay's prepare makes: an empty `fs` and `work`.
 fn overlay_like(dir: &Path, _: &[u64]) -> Result<Contents> {
     Ok(Contents::EmptyDirs(vec![
-        make_empty_dir(dir, "fs", 0o755, None)?,
-        make_empty_dir(dir, "work", 0o711, None)?,
+        make_empty_dir(dir, "fs", 0o755)?,
+        make_empty_dir(dir, "work", 0o711)?,
     ]))
 }
 
@@ -172,12 +172,14 @@ fn lost_directories_at_open() {
     let base = layer(&s, "base", None);
     // Owned by someone else, as overlay does when the image's root is.
     let act = s
-        .create(Kind::Active, "act", Some("base"), Labels::new(), |d, _| {
-            Ok(Contents::EmptyDirs(vec![
-                make_empty_dir(d, "fs", 0o755, Some((1234, 4321)))?,
-                make_empty_dir(d, "work", 0o711, None)?,
-            ]))
-        })
+        .create_empty(
+            Kind::Active,
+            "act",
+            Some("base"),
+            Labels::new(),
+            &TEMPLATE,
+            |_| Ok(Some((1234, 4321))),
+        )
         .unwrap()
         .id;
     let before = std::fs::metadata(s.dir(act).join("fs")).unwrap();
