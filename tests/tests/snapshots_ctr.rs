@@ -15,11 +15,12 @@ use berth_api::containerd::types::Mount;
 use berth_tests::e2e::{self, collect_garbage};
 use berth_tests::grpc::{leased, read_blob, req, runtime, Grpc};
 use berth_tests::harness::Ctr;
-use berth_tests::image::{busybox_oci_tar, media_type, sha256_digest, BUSYBOX_PATH};
+use berth_tests::image::{media_type, sha256_digest, BUSYBOX_PATH};
 use berth_tests::store::{content_digests, content_labels, row};
 use snapshots::snapshots_client::SnapshotsClient;
 use snapshots_support::{
-    assert_no_mounts, hold, image_blobs, ls, sn_args, snapshot_dirs, wait_for_collection, Mounted,
+    assert_no_mounts, hold, image_blobs, ls, sn_args, snapshot_dirs, wait_for_collection,
+    BusyboxTar, Mounted,
 };
 
 const NS: &str = "snap";
@@ -60,13 +61,12 @@ fn busybox_unpacks_and_ctr_snapshots_behave_like_containerd() {
     let Some(berthd) = e2e::berthd_with_busybox() else {
         return;
     };
-    let work = tempfile::tempdir().expect("work dir");
-    let tar = work.path().join("busybox.tar");
-    let image = busybox_oci_tar(&tar, IMAGE).expect("busybox image");
+    let tar = BusyboxTar::new(IMAGE);
+    let image = &tar.image;
     let ctr = berthd.ctr(NS);
-    let out = ctr.ok(&["images", "import", tar.to_str().expect("utf-8 path")]);
+    let out = ctr.ok(&["images", "import", tar.arg()]);
     assert!(out.contains("unpacking") && out.contains("done"), "{out}");
-    wait_for_collection(&berthd.root, &image_blobs(&image));
+    wait_for_collection(&berthd.root, &image_blobs(image));
     let chain = image.diff_ids[0].clone();
 
     // One layer: one committed snapshot named by its chain id (the diff id), without parent.
@@ -241,12 +241,11 @@ fn diff_of_a_prepared_snapshot_holds_exactly_its_changes() {
     let Some(berthd) = e2e::berthd_with_busybox() else {
         return;
     };
-    let work = tempfile::tempdir().expect("work dir");
-    let tar = work.path().join("busybox.tar");
-    let image = busybox_oci_tar(&tar, IMAGE).expect("busybox image");
+    let tar = BusyboxTar::new(IMAGE);
+    let image = &tar.image;
     let ctr = berthd.ctr(NS);
-    ctr.ok(&["images", "import", tar.to_str().expect("utf-8 path")]);
-    wait_for_collection(&berthd.root, &image_blobs(&image));
+    ctr.ok(&["images", "import", tar.arg()]);
+    wait_for_collection(&berthd.root, &image_blobs(image));
     let chain = image.diff_ids[0].clone();
     ctr.ok(&["snapshots", "prepare", "changed", &chain]);
     let rt = runtime();
@@ -331,11 +330,10 @@ fn native_snapshots_unpack_mount_and_diff() {
     let Some(berthd) = e2e::berthd_with_busybox() else {
         return;
     };
-    let work = tempfile::tempdir().expect("work dir");
-    let tar = work.path().join("busybox.tar");
-    let image = busybox_oci_tar(&tar, IMAGE).expect("busybox image");
+    let tar = BusyboxTar::new(IMAGE);
+    let image = &tar.image;
     let ctr = berthd.ctr(NS);
-    let tar_arg = tar.to_str().expect("utf-8 path");
+    let tar_arg = tar.arg();
     ctr.ok(&["images", "import", "--snapshotter", "native", tar_arg]);
     let chain = image.diff_ids[0].clone();
     let native = ctr.ok(&sn_args("native", &["ls"]));

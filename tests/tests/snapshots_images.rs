@@ -7,9 +7,9 @@ mod snapshots_support;
 
 use berth_tests::e2e;
 use berth_tests::harness::{mounts_under, Berthd, Ctr, CTR_BIN};
-use berth_tests::image::{busybox_oci_tar, BUSYBOX_PATH};
+use berth_tests::image::BUSYBOX_PATH;
 use berth_tests::store::{content_labels, row};
-use snapshots_support::{assert_no_mounts, ls, snapshot_dirs, Mounted};
+use snapshots_support::{assert_no_mounts, ls, snapshot_dirs, BusyboxTar, Mounted};
 
 const NS: &str = "images";
 const IMAGE: &str = "docker.io/berth/snap-busybox:1";
@@ -75,11 +75,10 @@ fn ctr_snapshots_unpack_and_images_mount() {
     let Some(berthd) = e2e::berthd_with_busybox() else {
         return;
     };
-    let work = tempfile::tempdir().expect("work dir");
-    let tar = work.path().join("busybox.tar");
-    let image = busybox_oci_tar(&tar, IMAGE).expect("busybox image");
+    let tar = BusyboxTar::new(IMAGE);
+    let image = &tar.image;
     let ctr = berthd.ctr(NS);
-    let tar_arg = tar.to_str().expect("utf-8 path");
+    let tar_arg = tar.arg();
     ctr.ok(&["images", "import", "--no-unpack", tar_arg]);
     let chain = image.diff_ids[0].clone();
     assert_eq!(ctr.ok(&["snapshots", "ls"]).lines().count(), 1);
@@ -115,11 +114,10 @@ fn ctr_images_mount_at_an_absolute_path() {
     let Some(berthd) = e2e::berthd_with_busybox() else {
         return;
     };
-    let work = tempfile::tempdir().expect("work dir");
-    let tar = work.path().join("busybox.tar");
-    let image = busybox_oci_tar(&tar, IMAGE).expect("busybox image");
+    let tar = BusyboxTar::new(IMAGE);
+    let image = &tar.image;
     let ctr = berthd.ctr(NS);
-    ctr.ok(&["images", "import", tar.to_str().expect("utf-8 path")]);
+    ctr.ok(&["images", "import", tar.arg()]);
     let target = berthd.temp_dir().join("mnt-abs");
     let target_arg = target.to_str().expect("utf-8 path").to_string();
     images_mount_and_unmount(&berthd, &ctr, &image.diff_ids[0], &target_arg);

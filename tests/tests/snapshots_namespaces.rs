@@ -8,10 +8,10 @@ mod snapshots_support;
 use std::collections::BTreeSet;
 
 use berth_tests::e2e;
-use berth_tests::image::{busybox_oci_tar, BUSYBOX_PATH};
+use berth_tests::image::BUSYBOX_PATH;
 use snapshots_support::{
     assert_no_mounts, image_blobs, sn_args, snapshot_dirs, snapshot_entries, wait_for_collection,
-    Mounted,
+    BusyboxTar, Mounted,
 };
 
 const IMAGE: &str = "docker.io/berth/ns-snap:1";
@@ -21,16 +21,15 @@ fn namespaces_have_separate_snapshots() {
     let Some(berthd) = e2e::berthd_with_busybox() else {
         return;
     };
-    let work = tempfile::tempdir().expect("work dir");
-    let tar = work.path().join("busybox.tar");
-    let image = busybox_oci_tar(&tar, IMAGE).expect("busybox image");
+    let tar = BusyboxTar::new(IMAGE);
+    let image = &tar.image;
     let chain = image.diff_ids[0].clone();
     let a = berthd.ctr("ns-a");
     let b = berthd.ctr("ns-b");
     for ctr in [&a, &b] {
-        ctr.ok(&["images", "import", tar.to_str().expect("utf-8 path")]);
+        ctr.ok(&["images", "import", tar.arg()]);
     }
-    wait_for_collection(&berthd.root, &image_blobs(&image));
+    wait_for_collection(&berthd.root, &image_blobs(image));
     for ctr in [&a, &b] {
         let ls = ctr.ok(&["snapshots", "ls"]);
         let keys: Vec<&str> = ls

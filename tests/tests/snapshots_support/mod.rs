@@ -269,3 +269,28 @@ pub fn wait_for_collection(root: &Path, keep: &BTreeSet<String>) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The busybox test image as an OCI tarball in a temp dir of its own, removed with it.
+pub struct BusyboxTar {
+    _work: tempfile::TempDir,
+    pub path: PathBuf,
+    pub image: ImageInfo,
+}
+
+impl BusyboxTar {
+    pub fn new(name: &str) -> BusyboxTar {
+        let work = tempfile::tempdir().expect("work dir");
+        let path = work.path().join("busybox.tar");
+        let image = berth_tests::image::busybox_oci_tar(&path, name).expect("busybox image");
+        BusyboxTar {
+            _work: work,
+            path,
+            image,
+        }
+    }
+
+    /// The path as a ctr argument.
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+}
