@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::status::ContainerStatus;
-use crate::util::write_atomic;
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
@@ -63,9 +62,10 @@ impl State {
         })
     }
 
+    /// Replaces the state file atomically: `stage`, then `commit_staged`.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let data = serde_json::to_vec(self).expect("state serializes: plain data");
-        write_atomic(&dir.join(STATE_FILE), &data)
+        self.stage(dir)?;
+        Self::commit_staged(dir)
     }
 
     /// The first half of `save`: writes the state beside the state file, for `commit_staged` to put
