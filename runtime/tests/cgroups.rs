@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::oom::OomEvent;
-use common::{memory_cgroup, unique_id, wait_status, Bundle, Runtime};
+use common::shell::sh_ok;
+use common::{memory_cgroup, unified_cgroup2, unique_id, wait_status, Bundle, Runtime};
 use serde_json::json;
 
 /// A container limited to 16 MiB whose shell doubles a string until the kernel OOM-kills it (a pipe
@@ -138,27 +139,15 @@ fn kmsg_access(dir: &std::path::Path) -> String {
          (: >/dev/kmsg) 2>/dev/null && echo write-ok || echo write-denied",
         dir.display()
     );
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    sh_ok(&script)
 }
 
 #[test]
 fn cgroup_v2_device_update_replaces_the_program() {
     require_root!();
-    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
-    if !unified.join("cgroup.procs").exists() {
-        eprintln!("skipped: no cgroup2 mount at /sys/fs/cgroup/unified");
+    let Some(unified) = unified_cgroup2() else {
         return;
-    }
+    };
     let dir = unified.join(unique_id("devices-update"));
     /// Removes the test cgroup however the test ends.
     struct Removed(berth_runtime::cgroups::v2::Manager);

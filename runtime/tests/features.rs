@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{read_until, receive_master, unique_id, wait_status, Bundle, Runtime};
+use common::shell::{run_detached_logged, sh_ok, wait_for_log};
+use common::{
+    read_until, receive_master, unified_cgroup2, unique_id, wait_status, Bundle, Runtime,
+};
 use serde_json::json;
 
 #[test]
@@ -233,27 +236,8 @@ fn seccomp_filter_applies_to_init_and_exec() {
     });
     let rt = Runtime::new();
     let id = unique_id("seccomp");
-    let log = rt.root.path().join("out.log");
-    let script = format!(
-        "exec {} --root {} run -d -b {} {} >{} 2>&1",
-        common::BIN,
-        rt.root.path().display(),
-        b.path().display(),
-        id,
-        log.display()
-    );
-    let st = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .status()
-        .expect("sh");
-    assert!(st.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut out = String::new();
-    while !out.contains("chmod-ok") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        out = std::fs::read_to_string(&log).unwrap_or_default();
-    }
+    let log = run_detached_logged(&rt, &b, &id);
+    let out = wait_for_log(&log, "chmod-ok");
     assert!(out.contains("Seccomp:\t2"), "{out}");
     assert!(
         out.contains("mkdir: can't create directory '/tmp/d': Operation not permitted"),
@@ -334,17 +318,6 @@ fn update_changes_limits_and_events_report_usage() {
     rt.ok(&["delete", "--force", &id]);
 }
 
-/// Hands the rootfs to the container's mapped root, as an image unpacked for a user namespace would be.
-fn chown_tree(dir: &std::path::Path, id: u32) {
-    let st = std::process::Command::new("chown")
-        .arg("-hR")
-        .arg(format!("{id}:{id}"))
-        .arg(dir)
-        .status()
-        .expect("chown");
-    assert!(st.success());
-}
-
 #[test]
 fn user_namespace_maps_root() {
     require_root!();
@@ -353,41 +326,10 @@ fn user_namespace_maps_root() {
         "-c",
         "id; cat /proc/self/uid_map; ls -ln /dev/null; exec sleep 300",
     ]);
-    chown_tree(&b.rootfs(), 100_000);
-    std::fs::set_permissions(
-        b.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod bundle");
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .expect("namespaces")
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    b.map_root_in_user_namespace();
     let rt = Runtime::new();
     let id = unique_id("userns");
-    let log = rt.root.path().join("out.log");
-    let script = format!(
-        "exec {} --root {} run -d -b {} {} >{} 2>&1",
-        common::BIN,
-        rt.root.path().display(),
-        b.path().display(),
-        id,
-        log.display()
-    );
-    let st = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .status()
-        .expect("sh");
-    assert!(
-        st.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    let log = run_detached_logged(&rt, &b, &id);
     let pid = rt.state(&id)["pid"].as_i64().expect("pid");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let uid_line = status
@@ -404,12 +346,7 @@ fn user_namespace_maps_root() {
         std::fs::read_link(format!("/proc/{pid}/ns/user")).expect("user ns"),
         host_user
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut out = String::new();
-    while !out.contains("/dev/null") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        out = std::fs::read_to_string(&log).unwrap_or_default();
-    }
+    let out = wait_for_log(&log, "/dev/null");
     assert!(out.contains("uid=0 gid=0"), "{out}");
     assert!(
         out.split_whitespace()
@@ -438,18 +375,8 @@ fn preserved_fds_reach_the_container() {
         b.path().display(),
         unique_id("preserve")
     );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // 0, 1, 2, the preserved 3, and the directory fd ls itself holds; fd 4 was not preserved.
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "5\nhanded over\n");
+    assert_eq!(sh_ok(&script), "5\nhanded over\n");
 }
 
 #[test]
@@ -496,11 +423,9 @@ fn hooks_run_in_lifecycle_order() {
 fn cgroup_v2_device_program_filters_devices() {
     require_root!();
     // The controller-less cgroup2 mount beside v1 is enough: device control on v2 is a BPF program.
-    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
-    if !unified.join("cgroup.procs").exists() {
-        eprintln!("skipped: no cgroup2 mount at /sys/fs/cgroup/unified");
+    let Some(unified) = unified_cgroup2() else {
         return;
-    }
+    };
     let dir = unified.join(unique_id("devices"));
     let m = berth_runtime::cgroups::v2::Manager::new(dir.clone());
     m.mkdirs().expect("mkdir");

@@ -3,14 +3,8 @@
 
 mod common;
 
-use common::{memory_cgroup, unique_id, Bundle, Runtime};
+use common::{assert_nothing_left, unique_id, Bundle, Runtime};
 use serde_json::json;
-
-/// A failed create must leave no state directory and no cgroup.
-fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(!rt.state_dir(id).exists(), "state dir of {id} left behind");
-    assert!(!memory_cgroup(id).exists(), "cgroup of {id} left behind");
-}
 
 fn create_fails(b: &Bundle, name: &str) -> String {
     let rt = Runtime::new();

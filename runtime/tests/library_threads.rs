@@ -197,28 +197,7 @@ fn user_namespace_init_is_the_callers_child() {
     become_subreaper();
     let _busy = Busy::start(2);
     let b = Bundle::new(&["sh", "-c", "exit 5"]);
-    // The rootfs belongs to the container's root, as with any user-namespaced bundle.
-    let st = std::process::Command::new("chown")
-        .arg("-hR")
-        .arg("100000:100000")
-        .arg(b.rootfs())
-        .status()
-        .expect("chown");
-    assert!(st.success());
-    std::fs::set_permissions(
-        b.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod bundle");
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .expect("namespaces")
-            .push(serde_json::json!({"type": "user"}));
-        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["uidMappings"] = map.clone();
-        c["linux"]["gidMappings"] = map;
-    });
+    b.map_root_in_user_namespace();
     let rt = Runtime::new();
     let id = unique_id("lib-userns");
     let mut c = berth_runtime::container::create(&options(&rt, &b, &id)).expect("create");

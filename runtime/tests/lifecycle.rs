@@ -6,6 +6,7 @@ mod common;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
+use common::shell::sh_ok;
 use common::{host_mounts_mention, memory_cgroup, unique_id, wait_status, Bundle, Runtime};
 
 #[test]
@@ -191,17 +192,7 @@ fn runtime_fds_do_not_leak_into_the_container() {
         b.path().display(),
         unique_id("fds")
     );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let fds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let fds: Vec<String> = sh_ok(&script)
         .split_whitespace()
         .map(String::from)
         .collect();

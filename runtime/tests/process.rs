@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
-use common::{memory_cgroup, unique_id, Bundle, Runtime};
+use common::{assert_nothing_left, unique_id, Bundle, Runtime};
 use serde_json::json;
 
 const PIPED: &str = "through the pipe";
@@ -124,11 +124,6 @@ fn socket_activated_runtime_passes_its_fds_on() {
     let run = run_line(&rt, &b, &unique_id("not-activated"), "");
     let out = sh_with_fd3(&format!("LISTEN_PID=1 LISTEN_FDS=1 {run}"));
     assert_eq!(stdout_ok(&out), "pid=1 listen_pid= listen_fds=\nno-fd3\n");
-}
-
-fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(!rt.state_dir(id).exists(), "state dir of {id} left behind");
-    assert!(!memory_cgroup(id).exists(), "cgroup of {id} left behind");
 }
 
 #[test]
@@ -331,25 +326,12 @@ fn time_namespace_inside_a_user_namespace_with_a_foreground_run() {
         "-c",
         "cat /proc/self/uid_map; cat /proc/uptime; exit 7",
     ]);
-    // The rootfs belongs to the container's mapped root, as an image unpacked for it would.
-    let st = Command::new("chown")
-        .arg("-hR")
-        .arg("100000:100000")
-        .arg(b.rootfs())
-        .status()
-        .expect("chown");
-    assert!(st.success());
-    std::fs::set_permissions(
-        b.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod bundle");
+    b.map_root_in_user_namespace();
     b.edit(|c| {
-        let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
-        ns.push(json!({"type": "user"}));
-        ns.push(json!({"type": "time"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(json!({"type": "time"}));
         c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1_000_000_000}});
     });
     let rt = Runtime::new();

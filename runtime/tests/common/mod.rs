@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod library;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -87,6 +88,33 @@ impl Bundle {
 
     pub fn rootfs(&self) -> PathBuf {
         self.dir.path().join("rootfs")
+    }
+
+    /// Puts the container in a new user namespace mapping its root to host uid/gid 100000 (65536 ids),
+    /// and hands the rootfs to that user (as an image unpacked for it would be) with a bundle it can
+    /// traverse.
+    pub fn map_root_in_user_namespace(&self) {
+        let st = Command::new("chown")
+            .arg("-hR")
+            .arg("100000:100000")
+            .arg(self.rootfs())
+            .status()
+            .expect("chown");
+        assert!(st.success());
+        std::fs::set_permissions(
+            self.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod bundle");
+        self.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .expect("namespaces")
+                .push(serde_json::json!({"type": "user"}));
+            let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        });
     }
 
     pub fn edit(&self, f: impl FnOnce(&mut Value)) {
@@ -191,6 +219,17 @@ pub fn unique_id(name: &str) -> String {
     format!("brt-{name}-{}", std::process::id())
 }
 
+/// The controller-less cgroup2 mount beside the v1 hierarchies, or `None` (saying the test is skipped)
+/// when the host has none.
+pub fn unified_cgroup2() -> Option<&'static Path> {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if !unified.join("cgroup.procs").exists() {
+        eprintln!("skipped: no cgroup2 mount at /sys/fs/cgroup/unified");
+        return None;
+    }
+    Some(unified)
+}
+
 /// The container's memory cgroup directory on this (v1) host.
 pub fn memory_cgroup(id: &str) -> PathBuf {
     Path::new("/sys/fs/cgroup/memory/berth-runtime").join(id)
@@ -204,6 +243,12 @@ pub fn wait_status(rt: &Runtime, id: &str, want: &str) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("container {id} never reached {want}: {}", rt.state(id));
+}
+
+/// A failed create (or a deleted container) must leave no state directory and no cgroup.
+pub fn assert_nothing_left(rt: &Runtime, id: &str) {
+    assert!(!rt.state_dir(id).exists(), "state dir of {id} left behind");
+    assert!(!memory_cgroup(id).exists(), "cgroup of {id} left behind");
 }
 
 /// Whether any host mount still refers to `path`.
