@@ -356,3 +356,55 @@ fn time_namespace_inside_a_user_namespace_with_a_foreground_run() {
     assert!(uptime >= 1e9, "uptime {uptime} not shifted");
     assert_nothing_left(&rt, &id);
 }
+
+/// `Cpus_allowed_list` of the process whose /proc/PID/status this is.
+fn cpus_allowed(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {status:?}"))
+}
+
+/// The CPUs a container's process may use, run by a thread pinned to `pin` (none: unpinned).
+fn container_cpus(pin: Option<usize>, cpuset: Option<&str>) -> String {
+    let b = Bundle::new(&["cat", "/proc/self/status"]);
+    if let Some(cpus) = cpuset {
+        b.edit(|c| c["linux"]["resources"]["cpu"] = json!({ "cpus": cpus }));
+    }
+    let id = unique_id("cpus");
+    let status = std::thread::scope(|s| {
+        s.spawn(|| {
+            if let Some(cpu) = pin {
+                let mut one = nix::sched::CpuSet::new();
+                one.set(cpu).expect("cpu number");
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one)
+                    .expect("pin the thread that runs the runtime");
+            }
+            let rt = Runtime::new();
+            rt.ok(&["run", "-b", b.path().to_str().expect("utf-8"), &id])
+        })
+        .join()
+        .expect("runtime thread")
+    });
+    cpus_allowed(&status)
+}
+
+/// Create moves a new init off the runtime's CPU until it is in its cgroups (process::placement); the
+/// container still ends up with exactly the CPUs it would otherwise have: the runtime's, those of a
+/// pinned runtime, or its cpuset's.
+#[test]
+fn the_container_gets_the_runtimes_cpus_or_its_cpuset() {
+    require_root!();
+    let own = cpus_allowed(&std::fs::read_to_string("/proc/self/status").expect("status"));
+    assert_eq!(container_cpus(None, None), own);
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if online < 2 {
+        return;
+    }
+    assert_eq!(container_cpus(Some(1), None), "1");
+    if common::cgroup_v1() {
+        assert_eq!(container_cpus(None, Some("1")), "1");
+        assert_eq!(container_cpus(None, Some("0")), "0");
+    }
+}

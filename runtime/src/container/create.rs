@@ -25,6 +25,7 @@ use crate::hooks;
 use crate::namespaces::{self, Plan};
 use crate::process::fds::ProcessIo;
 use crate::process::init::{self, InitArgs};
+use crate::process::placement::Spread;
 use crate::process::procfs;
 use crate::spec::load_bundle;
 use crate::state::{State, EXEC_FIFO};
@@ -183,6 +184,8 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
         config: spec.clone(),
     };
     let cgroup_dirs = cgroup.mount_dirs();
+    // With a user namespace the init is forked later, by stage 1.
+    let spread = (!plan.has_user()).then(Spread::prepare).flatten();
 
     let pid = match fork_init(&plan, &joins, place.to_parent)? {
         Some(pid) => pid,
@@ -209,11 +212,15 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
                     .netns
                     .as_ref()
                     .filter(|_| plan.is_new(LinuxNamespaceType::Network) && !plan.has_user()),
+                spread: spread.as_ref(),
             })
         }
     };
     cleanup.child = Some(pid);
     drop(child_ch);
+    if let Some(s) = &spread {
+        s.move_off_this_cpu(pid);
+    }
 
     // Init sets up its namespaces and mounts while its cgroups are made and it is moved into them (see
     // process::init); if it failed meanwhile, its own report is the error to return.

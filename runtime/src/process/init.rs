@@ -41,6 +41,8 @@ pub struct InitArgs<'a> {
     /// A new network namespace made ahead of time, joined instead of creating one (see
     /// `create::Placement::netns`).
     pub netns: Option<&'a OwnedFd>,
+    /// Set when the runtime moves init off its CPU after the fork (see `placement`): undone at `Go`.
+    pub spread: Option<&'a super::placement::Spread>,
 }
 
 /// Never returns: execs the container's program or exits with status 1 after reporting the error.
@@ -121,6 +123,9 @@ fn setup(a: &InitArgs) -> Result<()> {
             )))
         }
     };
+    if let Some(s) = a.spread {
+        s.restore()?;
+    }
     let mut hook_state = a.hook_state.clone();
     hook_state.pid = host_pid;
     // A cgroup namespace is rooted at the cgroup the process is in when it is created: after the move.

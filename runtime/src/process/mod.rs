@@ -5,6 +5,7 @@ pub mod fds;
 pub mod identity;
 pub mod init;
 pub mod lsm;
+pub mod placement;
 pub mod procfs;
 pub mod rlimits;
 pub mod stage1;
