@@ -39,7 +39,14 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
     Ok(Bundle { dir, rootfs, spec })
 }
 
+/// Parses config.json. Directly into the typed spec; only a config that fails is parsed again as plain
+/// JSON, to say which capability name is unknown rather than serde's "unknown variant". (Accepted names
+/// are checked by validation, against the capabilities this runtime can apply.)
 pub fn parse_config(text: &[u8]) -> Result<Spec> {
+    serde_json::from_slice(text).or_else(|_| parse_config_slowly(text))
+}
+
+fn parse_config_slowly(text: &[u8]) -> Result<Spec> {
     let raw: Value =
         serde_json::from_slice(text).map_err(|e| Error::invalid(format!("invalid json: {e}")))?;
     check_capability_names(&raw)?;
