@@ -3,6 +3,7 @@
 //! an EOF when the other dies.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,9 @@ use crate::error::{Context, Error, Result};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Message {
     /// Runtime → init: the container's cgroup directories exist (init may bind them), though init may
-    /// not be in them yet.
-    CgroupsMade,
+    /// not be in them yet: the container's directory in each hierarchy, by the hierarchy's name in a
+    /// `cgroup` mount.
+    CgroupsMade(Vec<(String, PathBuf)>),
     /// Runtime → init: the init (whose host pid this is) is in its cgroups; go on.
     Go(i32),
     /// Stage 1 → runtime: the user namespace exists; write the id maps.
@@ -99,13 +101,24 @@ impl Channel {
     pub fn expect(&self, want: Message) -> Result<()> {
         match self.recv()? {
             Some(m) if m == want => Ok(()),
-            Some(Message::Error(e)) => Err(Error::Init(e)),
-            Some(other) => Err(Error::Init(format!(
-                "expected {want:?} on sync socket, got {other:?}"
-            ))),
-            None => Err(Error::Init(format!(
-                "sync socket closed while waiting for {want:?}"
-            ))),
+            other => Err(unexpected(&format!("{want:?}"), other)),
         }
+    }
+
+    /// Receives `CgroupsMade` and returns its directories.
+    pub fn expect_cgroups(&self) -> Result<Vec<(String, PathBuf)>> {
+        match self.recv()? {
+            Some(Message::CgroupsMade(dirs)) => Ok(dirs),
+            other => Err(unexpected("CgroupsMade", other)),
+        }
+    }
+}
+
+/// The error for receiving `got` while waiting for `want`: the other side's own error if it sent one.
+fn unexpected(want: &str, got: Option<Message>) -> Error {
+    match got {
+        Some(Message::Error(e)) => Error::Init(e),
+        Some(other) => Error::Init(format!("expected {want} on sync socket, got {other:?}")),
+        None => Error::Init(format!("sync socket closed while waiting for {want}")),
     }
 }

@@ -161,8 +161,6 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
     .ctx(|| format!("chmod exec fifo {}", fifo_path.display()))?;
     let fifo = open_owned(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC)?;
 
-    // Only located here: the directories are made after the fork, while init already works (below).
-    let cgroup = Cgroup::locate(&cgroup_rel)?;
     let joins = plan.open_joins()?;
     let console = opts
         .console_socket
@@ -180,10 +178,9 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
         rootfs: bundle.rootfs.clone(),
         created,
         owner: String::new(),
-        cgroup: Some(cgroup.clone()),
+        cgroup: None,
         config: spec.clone(),
     };
-    let cgroup_dirs = cgroup.mount_dirs();
     // With a user namespace the init is forked later, by stage 1.
     let spread = (!plan.has_user()).then(Spread::prepare).flatten();
 
@@ -202,7 +199,6 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
                 fifo: &fifo,
                 channel: &child_ch,
                 console: console.as_ref(),
-                cgroup_dirs: &cgroup_dirs,
                 no_pivot: opts.no_pivot,
                 seccomp: seccomp.as_ref(),
                 preserve_fds: opts.preserve_fds,
@@ -225,11 +221,16 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
     // Init sets up its namespaces and mounts while its cgroups are made and it is moved into them (see
     // process::init); if it failed meanwhile, its own report is the error to return.
     let early = |e: Error| parent_ch.take_error().map_or(e, Error::Init);
+    // Located only now (reading the host's mount table), while init already works.
+    let cgroup = Cgroup::locate(&cgroup_rel).map_err(early)?;
+    state.cgroup = Some(cgroup.clone());
     cleanup.cgroup = Some(cgroup.clone());
     cgroup.mkdirs().map_err(early)?;
     if !plan.has_user() {
         // Before the move, which can take a while: init can bind its cgroups meanwhile.
-        parent_ch.send(&Message::CgroupsMade).map_err(early)?;
+        parent_ch
+            .send(&Message::CgroupsMade(cgroup.mount_dirs()))
+            .map_err(early)?;
     }
     // Moved first and limited after, in runc's order: the v1 move waits for an RCU grace period, which
     // should start as early as possible; init goes past `Go` (below) only once the limits are set.
@@ -241,7 +242,9 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
         let init = user_ns_handshake(&parent_ch, pid, linux)?;
         cleanup.child = Some(init);
         // Stage 1 is gone: from here on init reads the channel.
-        parent_ch.send(&Message::CgroupsMade).map_err(early)?;
+        parent_ch
+            .send(&Message::CgroupsMade(cgroup.mount_dirs()))
+            .map_err(early)?;
         init
     } else {
         pid

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sched::{unshare, CloneFlags};
@@ -29,7 +29,6 @@ pub struct InitArgs<'a> {
     pub channel: &'a Channel,
     /// Connected console socket when the process wants a terminal.
     pub console: Option<&'a std::os::unix::net::UnixStream>,
-    pub cgroup_dirs: &'a [(String, PathBuf)],
     pub no_pivot: bool,
     /// The compiled seccomp filter, if the spec has one.
     pub seccomp: Option<&'a crate::seccomp::Filter>,
@@ -103,17 +102,16 @@ fn setup(a: &InitArgs) -> Result<()> {
         rootfs: a.rootfs,
         bundle: a.bundle,
         private_net: a.plan.is_private(LinuxNamespaceType::Network),
-        cgroup_dirs: a.cgroup_dirs,
         no_pivot: a.no_pivot,
         bind_devices: a.plan.has_user(),
     };
     let mut cgroups_made = false;
     let root = rootfs::prepare_mounts(&setup, &mut || {
         cgroups_made = true;
-        a.channel.expect(Message::CgroupsMade)
+        a.channel.expect_cgroups()
     })?;
     if !cgroups_made {
-        a.channel.expect(Message::CgroupsMade)?;
+        a.channel.expect_cgroups()?;
     }
     let host_pid = match a.channel.recv()? {
         Some(Message::Go(pid)) => pid,

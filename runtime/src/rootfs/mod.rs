@@ -22,7 +22,6 @@ pub struct Setup<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub private_net: bool,
-    pub cgroup_dirs: &'a [(String, PathBuf)],
     pub no_pivot: bool,
     /// In a user namespace mknod is not allowed: device nodes are bind-mounted from the host instead.
     pub bind_devices: bool,
@@ -52,9 +51,13 @@ fn mount_label(spec: &Spec) -> Option<&str> {
 
 /// The mounts before the root switch, while host paths (bind sources) are still reachable. Returns the
 /// root handle for `prepare_devices`. Creates no device node and forks nothing, so init runs it while
-/// the runtime makes its cgroups: `cgroups_made` waits until their directories exist, and is called
-/// before the first `cgroup` mount (which binds them), if there is one.
-pub fn prepare_mounts(s: &Setup, cgroups_made: &mut dyn FnMut() -> Result<()>) -> Result<Root> {
+/// the runtime makes its cgroups: `cgroups_made` waits until their directories exist and returns them
+/// (see `sync::Message::CgroupsMade`); it is called before the first `cgroup` mount (which binds them),
+/// if there is one.
+pub fn prepare_mounts(
+    s: &Setup,
+    cgroups_made: &mut dyn FnMut() -> Result<Vec<(String, PathBuf)>>,
+) -> Result<Root> {
     // Stop mount events of the container from reaching the host; rslave unless the spec asks otherwise.
     let prop = rootfs_propagation(s.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(
@@ -76,19 +79,18 @@ pub fn prepare_mounts(s: &Setup, cgroups_made: &mut dyn FnMut() -> Result<()>) -
     .ctx(|| format!("bind rootfs {}", s.rootfs.display()))?;
 
     let root = Root::open(s.rootfs).ctx(|| format!("open rootfs {}", s.rootfs.display()))?;
-    let env = MountEnv {
-        bundle: s.bundle,
-        private_net: s.private_net,
-        cgroup_dirs: s.cgroup_dirs,
-        mount_label: mount_label(s.spec),
-    };
     let all_mounts = s.spec.mounts().as_deref().unwrap_or_default();
-    let mut waited = false;
+    let mut cgroup_dirs = None;
     for m in all_mounts {
-        if !waited && matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
-            cgroups_made()?;
-            waited = true;
+        if cgroup_dirs.is_none() && matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
+            cgroup_dirs = Some(cgroups_made()?);
         }
+        let env = MountEnv {
+            bundle: s.bundle,
+            private_net: s.private_net,
+            cgroup_dirs: cgroup_dirs.as_deref().unwrap_or_default(),
+            mount_label: mount_label(s.spec),
+        };
         mounts::mount_entry(&root, m, &env)?;
     }
     Ok(root)
