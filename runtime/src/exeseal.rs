@@ -43,16 +43,7 @@ fn look_up_sealed() -> bool {
         .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_RDONLY: u64 = 1;
 
 /// A detached read-only bind mount of the file at `path`, as an O_PATH descriptor to exec.
 fn readonly_clone(path: &Path) -> std::io::Result<File> {
@@ -72,27 +63,11 @@ fn readonly_clone(path: &Path) -> std::io::Result<File> {
     }
     // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
     let tree = unsafe { File::from_raw_fd(fd as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
+    let readonly = crate::mountattr::Attrs {
+        set: crate::mountattr::RDONLY,
+        clear: 0,
     };
-    let empty = CString::new("").expect("no NUL in literal");
-    // SAFETY: mount_setattr reads `attr` (size passed alongside) and the empty path string.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    crate::mountattr::apply(&tree, readonly, false)?;
     Ok(tree)
 }
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod exeseal;
 pub mod helper;
 pub mod hooks;
+pub mod mountattr;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

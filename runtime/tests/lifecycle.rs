@@ -32,6 +32,37 @@ fn run_applies_identity_and_isolation() {
         out.contains(" /proc/keys ") && out.contains(" /proc/sys ro,"),
         "masked/readonly: {out}"
     );
+    // The spec's `cgroup` mount (ro,nosuid,noexec,nodev): v1 is a tmpfs, read-only also as a
+    // filesystem, holding a bind of the container's own directory per hierarchy, each with the mount's
+    // options.
+    if common::cgroup_v1() {
+        let cgroup_mounts: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains(" /sys/fs/cgroup"))
+            .collect();
+        assert!(
+            cgroup_mounts.len() > 1,
+            "tmpfs and a bind per hierarchy: {out}"
+        );
+        for m in &cgroup_mounts {
+            let mount_options = m.split(' ').nth(5).expect("mount options field");
+            for o in ["ro", "nosuid", "nodev", "noexec"] {
+                assert!(mount_options.split(',').any(|x| x == o), "{o}: {m}");
+            }
+        }
+        let tmpfs = cgroup_mounts
+            .iter()
+            .find(|m| m.contains(" /sys/fs/cgroup ") && m.contains(" - tmpfs "))
+            .unwrap_or_else(|| panic!("cgroup tmpfs: {out}"));
+        assert!(tmpfs.ends_with(" ro,mode=755"), "{tmpfs}");
+        assert!(
+            cgroup_mounts
+                .iter()
+                .any(|m| m.contains(" /sys/fs/cgroup/memory ")
+                    && m.contains(&format!("/berth-runtime/{id} "))),
+            "the container's memory cgroup: {out}"
+        );
+    }
     assert!(!rt.state_dir(&id).exists(), "run must delete its state");
     assert!(!memory_cgroup(&id).exists(), "run must remove its cgroup");
     assert!(

@@ -263,6 +263,7 @@ fn mount_cgroup_dirs(root: &Root, dest: &Path, opts: &MountOptions, env: &MountE
     let tmpfs = root
         .resolve(dest)
         .ctx(|| format!("resolve cgroup tmpfs {}", dest.display()))?;
+    let mut single_names = Vec::new();
     for (name, host_dir) in env.cgroup_dirs {
         let sub = dest.join(name);
         let mut names = Path::new(name).components();
@@ -283,15 +284,30 @@ fn mount_cgroup_dirs(root: &Root, dest: &Path, opts: &MountOptions, env: &MountE
             None::<&str>,
         )
         .ctx(|| format!("bind cgroup {} on {}", host_dir.display(), sub.display()))?;
-        drop(point);
         if single {
-            // Opened again: the name now leads to the root of the new bind mount, which the
-            // remount must reach.
-            remount_bind_fd(&open_in(&tmpfs, name, &sub, false)?, &sub, &sub_opts)?;
+            single_names.push(name.as_str());
         } else {
             remount_bind(root, &sub, &sub_opts)?;
         }
     }
+    // The binds' options in one call over the tmpfs and every bind on it, instead of a remount per
+    // bind; before Linux 5.12, a remount per bind.
+    let attrs = crate::mountattr::Attrs::from_msflags(sub_opts.flags, opts.cleared);
+    match crate::mountattr::apply(&tmpfs, attrs, true) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            for name in single_names {
+                let sub = dest.join(name);
+                // Opened again: the name now leads to the root of the new bind mount, which the
+                // remount must reach.
+                remount_bind_fd(&open_in(&tmpfs, name, &sub, false)?, &sub, &sub_opts)?;
+            }
+        }
+        Err(e) => {
+            return Err(e).ctx(|| format!("set the options of cgroup mount {}", dest.display()))
+        }
+    }
+    // The tmpfs itself read-only as a filesystem too, as runc leaves it.
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         mount(
             None::<&str>,
