@@ -13,7 +13,10 @@
 //! with idle threads, so create goes through the runtime helper; start and delete run in-process
 //! (support/library.rs). Its create → first instruction is from calling create to the probe's byte. A
 //! second library row has the helper started ahead of each create, as a shim that calls
-//! `helper::prestart` gets it; the spare's start-up then runs while the previous container finishes.
+//! `helper::prestart` gets it: the library starts the next spare, at the lowest priority, as each call
+//! returns. Every iteration times all runtimes' full cycles first and then all their first
+//! instructions, so other runtimes' turns pass between two creates of that row, as other work does
+//! between a shim's containers, and the create finds its spare ready.
 //!
 //! The runtimes take turns within every iteration, so a noisy neighbour on a shared machine hits all of
 //! them alike. crun refuses this host's hybrid cgroup layout, so everything runs in a private mount
@@ -322,10 +325,14 @@ fn main() {
         let keep = i >= WARMUP;
         for rt in runtimes.iter_mut() {
             let (cycle, started) = rt.cycle(&bundle_true, &format!("c{i}"));
-            let first = rt.first_instruction(&bundle_probe, &format!("f{i}"));
             if keep {
                 rt.cycle.push(cycle);
                 rt.create_start.push(started);
+            }
+        }
+        for rt in runtimes.iter_mut() {
+            let first = rt.first_instruction(&bundle_probe, &format!("f{i}"));
+            if keep {
                 rt.first.push(first);
             }
         }

@@ -26,9 +26,22 @@ fn helpers() -> Vec<i32> {
             let zombie = after.starts_with('Z');
             let ppid = after.split(' ').nth(1).unwrap_or("");
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            !zombie && ppid == me && cmdline.ends_with(b"__berth-runtime-helper\0")
+            !zombie
+                && ppid == me
+                && cmdline.split(|b| *b == 0).nth(1) == Some(b"__berth-runtime-helper")
         })
         .collect()
+}
+
+/// The nice value of process `pid` (field 19 of its stat).
+fn nice_of(pid: i32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+    after_name
+        .split(' ')
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .expect("nice field")
 }
 
 /// Waits until exactly one idle helper is there and returns it.
@@ -88,8 +101,14 @@ fn prestarted_helpers_serve_create_and_exec_and_survive_a_killed_spare() {
 
     for i in 0..3 {
         run_once(&rt, &b, &link, &unique_id(&format!("warm{i}")));
-        // The spare served the call and a new one waits.
+        // The spare served the call and a new one waits, started at the lowest priority so that it
+        // does not compete with the container just created.
         spare = the_spare(Some(spare));
+        assert_eq!(
+            nice_of(spare),
+            19,
+            "a spare started after a call idles at nice 19"
+        );
     }
 
     // A spare that died while it waited is replaced by a fresh helper for the call.
@@ -117,6 +136,8 @@ fn prestarted_helpers_serve_create_and_exec_and_survive_a_killed_spare() {
         .map(str::trim)
         .collect();
     assert_eq!(ifaces, ["lo"], "{dev}");
+    // The spare took the caller's priority back before forking the init.
+    assert_eq!(nice_of(c.pid()), nice_of(std::process::id() as i32));
     spare = the_spare(Some(spare));
     let (out, out_w) = pipe();
     let mut p = c.state.config.process().clone().expect("process");

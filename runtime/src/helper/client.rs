@@ -118,8 +118,9 @@ pub(crate) struct Helper {
 }
 
 impl Helper {
-    /// Starts the helper binary from its sealed handle; it waits for a request on its stdin.
-    pub(crate) fn spawn(exe: &File) -> Result<Helper> {
+    /// Starts the helper binary from its sealed handle; it waits for a request on its stdin, then
+    /// takes the nice value `nice` if given (see `priority`).
+    pub(crate) fn spawn(exe: &File, nice: Option<libc::c_int>) -> Result<Helper> {
         let (ours, theirs) = UnixStream::pair().ctx(|| "create the runtime helper's socketpair")?;
         let program = format!("/proc/self/fd/{}", exe.as_raw_fd());
         // No pre_exec closure: std can then use posix_spawn, and nothing of ours runs in the child.
@@ -128,6 +129,9 @@ impl Helper {
         cmd.arg0(BINARY)
             .arg(HELPER_ARG)
             .stdin(Stdio::from(OwnedFd::from(theirs)));
+        if let Some(n) = nice {
+            cmd.arg(super::priority::NICE_ARG).arg(n.to_string());
+        }
         let child = cmd
             .spawn()
             .ctx(|| format!("start the runtime helper {program}"))?;
@@ -153,13 +157,13 @@ fn call(binary: Option<&Path>, request: Request, stdio: [bool; 3], fds: &[RawFd]
     };
     let (mut helper, spare) = match c.spare {
         Some(h) => (h, true),
-        None => (Helper::spawn(&c.exe)?, false),
+        None => (Helper::spawn(&c.exe, None)?, false),
     };
     let mut reply = exchange(&helper, &envelope, fds);
     if spare && reply.as_ref().is_err_and(unread) {
         // The spare died while it waited (killed, say) without taking the request: a new one does.
         helper.discard();
-        helper = Helper::spawn(&c.exe)?;
+        helper = Helper::spawn(&c.exe, None)?;
         reply = exchange(&helper, &envelope, fds);
     }
     // A created init is already the caller's child (forked with CLONE_PARENT, or handed over when the
@@ -187,7 +191,10 @@ fn call(binary: Option<&Path>, request: Request, stdio: [bool; 3], fds: &[RawFd]
                 // not compete with it for the CPU the container is starting on.
                 reap(&old);
                 if warm {
-                    if let Ok(next) = Helper::spawn(&exe) {
+                    // This thread ends right after: lowered for good, it starts the spare at the
+                    // lowest priority.
+                    let nice = super::priority::lower_for_spare();
+                    if let Ok(next) = Helper::spawn(&exe, nice) {
                         super::checkin(&path, next);
                     }
                 }

@@ -27,9 +27,11 @@
 //! calls [`prestart`] has one started ahead of each call, waiting on its socket. While it waits, such
 //! a helper also makes the new network namespace the next init would otherwise create itself (another
 //! few tenths of a millisecond); an init that wants a new network namespace and no user namespace
-//! joins that one instead (`serve::idle_netns`).
+//! joins that one instead (`serve::idle_netns`). A spare started after a call does all that at the
+//! lowest priority, off the CPU the container just created needs (`priority`).
 
 pub(crate) mod client;
+mod priority;
 mod serve;
 mod wire;
 
@@ -171,7 +173,7 @@ pub fn prestart(helper_binary: Option<&Path>) -> Result<()> {
     }
     let helper = match c.spare {
         Some(h) => h,
-        None => client::Helper::spawn(&c.exe)?,
+        None => client::Helper::spawn(&c.exe, None)?,
     };
     checkin(&c.path, helper);
     Ok(())

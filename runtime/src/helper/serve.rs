@@ -54,6 +54,7 @@ fn run(sock: &mut UnixStream) -> Result<Reply> {
     let (value, fds) = recv_frame::<serde_json::Value>(sock)
         .ctx(|| "receive the helper request")?
         .ok_or_else(|| Error::invalid("runtime helper: no request"))?;
+    super::priority::restore(&std::env::args_os().collect::<Vec<_>>())?;
     let version = value.get("version").and_then(|v| v.as_u64());
     if version != Some(u64::from(VERSION)) {
         return Err(Error::invalid(format!(
