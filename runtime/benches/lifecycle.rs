@@ -19,7 +19,10 @@
 //! between a shim's containers, and the create finds its spare ready.
 //!
 //! The runtimes take turns within every iteration, so a noisy neighbour on a shared machine hits all of
-//! them alike. crun refuses this host's hybrid cgroup layout, so everything runs in a private mount
+//! them alike. Every runtime moves its container into v1 cgroups, which waits for an RCU grace period
+//! (5-10 ms here) unless another move happened within the last one: each timed operation is preceded by
+//! a move of an idle process (`support::Primer`), so all find that wait gone, as on a host that keeps
+//! starting containers; the report adds what the move costs on a quiet host. crun refuses this host's hybrid cgroup layout, so everything runs in a private mount
 //! namespace with /sys/fs/cgroup/unified unmounted, where all three see plain cgroup v1. State roots and
 //! bundles are on a tmpfs there, as containerd keeps them under /run. The benchmark is a subreaper: each
 //! container's init is reparented to it and waited for directly.
@@ -43,14 +46,18 @@ struct Options {
     berth: PathBuf,
     /// Only the runtimes named here (comma-separated `--only`); berth-runtime always runs.
     only: Option<Vec<String>>,
+    /// `--quiet-host`: 100 ms without any cgroup move before each timed operation instead of a move
+    /// (see `support::Primer`), so every start pays the wait of a first container on a quiet host.
+    quiet: bool,
 }
 
-/// `--iterations N`, `--runtime PATH` (default: $BERTH_RUNTIME_BIN, else the binary cargo built) and
-/// `--only crun,runc`; anything else (cargo passes `--bench`) is ignored.
+/// `--iterations N`, `--runtime PATH` (default: $BERTH_RUNTIME_BIN, else the binary cargo built),
+/// `--only crun,runc` and `--quiet-host`; anything else (cargo passes `--bench`) is ignored.
 fn options() -> Options {
     let mut o = Options {
         only: None,
         iterations: 50,
+        quiet: false,
         berth: std::env::var_os("BERTH_RUNTIME_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth-runtime"))),
@@ -66,6 +73,7 @@ fn options() -> Options {
                     .expect("--iterations takes a positive number")
             }
             "--runtime" => o.berth = args.next().expect("--runtime takes a path").into(),
+            "--quiet-host" => o.quiet = true,
             "--only" => {
                 o.only = Some(
                     args.next()
@@ -321,9 +329,16 @@ fn main() {
     // After the mount namespace is private (unshare(CLONE_NEWNS) applies to the calling thread only).
     let _threads = support::library::Threads::start(4);
     let load_before = loadavg();
+    let primer = support::Primer::new(&hierarchies);
+    let prime = || match &primer {
+        _ if opts.quiet => std::thread::sleep(Duration::from_millis(100)),
+        Some(p) => p.prime(),
+        None => {}
+    };
     for i in 0..WARMUP + opts.iterations {
         let keep = i >= WARMUP;
         for rt in runtimes.iter_mut() {
+            prime();
             let (cycle, started) = rt.cycle(&bundle_true, &format!("c{i}"));
             if keep {
                 rt.cycle.push(cycle);
@@ -331,17 +346,33 @@ fn main() {
             }
         }
         for rt in runtimes.iter_mut() {
+            prime();
             let first = rt.first_instruction(&bundle_probe, &format!("f{i}"));
             if keep {
                 rt.first.push(first);
             }
         }
-        let (b, bc) = (bare.once(), bare_cg.once());
+        prime();
+        let b = bare.once();
+        prime();
+        let bc = bare_cg.once();
         if keep {
             bare_t.push(b);
             bare_cg_t.push(bc);
         }
     }
+    drop(primer);
+    // The cgroup move on a quiet host: after 100 ms without one, as for the first container in a while.
+    let cold: Vec<Duration> = (0..if hierarchies.is_empty() || opts.quiet {
+        0
+    } else {
+        10
+    })
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            bare_cg.once()
+        })
+        .collect();
     let load_after = loadavg();
     drop((bare, bare_cg));
     nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH).expect("unmount tmpfs");
@@ -349,6 +380,7 @@ fn main() {
         &runtimes,
         median(&bare_t),
         median(&bare_cg_t),
+        (!cold.is_empty()).then(|| median(&cold)),
         hierarchies.len(),
         exact_probe,
         &opts,
@@ -360,14 +392,20 @@ fn report(
     runtimes: &[Runtime],
     bare: Duration,
     bare_cg: Duration,
+    bare_cg_cold: Option<Duration>,
     hierarchies: usize,
     exact_probe: bool,
     opts: &Options,
     load: (&str, &str),
 ) {
     println!(
-        "OCI lifecycle of /bin/true in a busybox bundle (bundles and state on tmpfs, cgroup v1): median of {} (after {WARMUP} warm-up), runtimes taking turns",
-        opts.iterations
+        "OCI lifecycle of /bin/true in a busybox bundle (bundles and state on tmpfs, cgroup v1): median of {} (after {WARMUP} warm-up), runtimes taking turns, {}",
+        opts.iterations,
+        if opts.quiet {
+            "each after 100 ms without a cgroup move (--quiet-host: the first container on a quiet host)"
+        } else {
+            "each right after a cgroup move (a host that keeps starting containers; --quiet-host for a quiet one)"
+        }
     );
     for rt in runtimes {
         println!(
@@ -402,6 +440,12 @@ fn report(
         "  the same, moved into new cgroups in the {hierarchies} v1 hierarchies before the exec: {}",
         ms(bare_cg)
     );
+    if let Some(cold) = bare_cg_cold {
+        println!(
+            "  the same after 100 ms without any cgroup move (the first container on a quiet host; every runtime's start pays this extra wait): {}",
+            ms(cold)
+        );
+    }
     if !exact_probe {
         println!("  (no probe program for this architecture: the first instruction is busybox echo's write)");
     }

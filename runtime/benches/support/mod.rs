@@ -74,6 +74,50 @@ pub fn v1_hierarchies() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Keeps the cost of a v1 cgroup move the same for every measurement. Moving a process between v1
+/// cgroups takes a process-wide lock whose writer waits for an RCU grace period unless another move
+/// happened within the last one (about 5-10 ms here): a runtime timed right after a slow one (runc
+/// takes 25 ms) or after a pause paid that wait, the next one not. `prime` moves an idle process of
+/// the benchmark into a cgroup of its own and back right before each timed operation, so every
+/// runtime's move finds the lock warm, as on a host that keeps starting containers.
+pub struct Primer {
+    child: std::process::Child,
+    dir: PathBuf,
+    root_procs: PathBuf,
+}
+
+impl Primer {
+    /// In the first of `hierarchies`; `None` without v1 cgroups.
+    pub fn new(hierarchies: &[PathBuf]) -> Option<Primer> {
+        let hierarchy = hierarchies.first()?;
+        let dir = hierarchy.join("berth-bench-primer");
+        std::fs::create_dir_all(&dir).expect("create the primer cgroup");
+        let child = std::process::Command::new("/bin/busybox")
+            .args(["sleep", "100000"])
+            .spawn()
+            .expect("start the primer process");
+        Some(Primer {
+            child,
+            dir,
+            root_procs: hierarchy.join("cgroup.procs"),
+        })
+    }
+
+    pub fn prime(&self) {
+        let pid = self.child.id().to_string();
+        std::fs::write(self.dir.join("cgroup.procs"), &pid).expect("move the primer");
+        std::fs::write(&self.root_procs, &pid).expect("move the primer back");
+    }
+}
+
+impl Drop for Primer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 /// The kernel's share of a container start: clone with `flags` (the bundle's namespaces), exec
 /// `program` (the bundle's busybox as `true`), wait. With `cgroups`, the child is first moved into a
 /// fresh cgroup in each of those v1 hierarchies (as every runtime does before the container runs), which
