@@ -376,11 +376,14 @@ fn main() {
     let load_after = loadavg();
     drop((bare, bare_cg));
     nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH).expect("unmount tmpfs");
+    let bare = BareTimes {
+        plain: median(&bare_t),
+        cgroups: median(&bare_cg_t),
+        cgroups_quiet: (!cold.is_empty()).then(|| median(&cold)),
+    };
     report(
         &runtimes,
-        median(&bare_t),
-        median(&bare_cg_t),
-        (!cold.is_empty()).then(|| median(&cold)),
+        &bare,
         hierarchies.len(),
         exact_probe,
         &opts,
@@ -388,16 +391,22 @@ fn main() {
     );
 }
 
+/// The bare kernel cost: without and with the cgroup move, and with it on a quiet host.
+struct BareTimes {
+    plain: Duration,
+    cgroups: Duration,
+    cgroups_quiet: Option<Duration>,
+}
+
 fn report(
     runtimes: &[Runtime],
-    bare: Duration,
-    bare_cg: Duration,
-    bare_cg_cold: Option<Duration>,
+    bare_times: &BareTimes,
     hierarchies: usize,
     exact_probe: bool,
     opts: &Options,
     load: (&str, &str),
 ) {
+    let (bare, bare_cg) = (bare_times.plain, bare_times.cgroups);
     println!(
         "OCI lifecycle of /bin/true in a busybox bundle (bundles and state on tmpfs, cgroup v1): median of {} (after {WARMUP} warm-up), runtimes taking turns, {}",
         opts.iterations,
@@ -440,7 +449,7 @@ fn report(
         "  the same, moved into new cgroups in the {hierarchies} v1 hierarchies before the exec: {}",
         ms(bare_cg)
     );
-    if let Some(cold) = bare_cg_cold {
+    if let Some(cold) = bare_times.cgroups_quiet {
         println!(
             "  the same after 100 ms without any cgroup move (the first container on a quiet host; every runtime's start pays this extra wait): {}",
             ms(cold)
