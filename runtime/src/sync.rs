@@ -13,9 +13,8 @@ use crate::error::{Context, Error, Result};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Message {
     /// Runtime → init: the container's cgroup directories exist (init may bind them), though init may
-    /// not be in them yet: the container's directory in each hierarchy, by the hierarchy's name in a
-    /// `cgroup` mount.
-    CgroupsMade(Vec<(String, PathBuf)>),
+    /// not be in them yet.
+    CgroupsMade(CgroupsMade),
     /// Runtime → init: the init (whose host pid this is) is in its cgroups; go on.
     Go(i32),
     /// Stage 1 → runtime: the user namespace exists; write the id maps.
@@ -32,6 +31,16 @@ pub enum Message {
     Ready,
     /// Either way: the sender failed and gives up.
     Error(String),
+}
+
+/// What `Message::CgroupsMade` tells init.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupsMade {
+    /// For `cgroup` mounts: the container's directory in each hierarchy, by the hierarchy's name.
+    pub dirs: Vec<(String, PathBuf)>,
+    /// The files init moves itself into its cgroups through (`cgroups::enter_self`), at once; empty
+    /// when the runtime moves it.
+    pub enter: Vec<PathBuf>,
 }
 
 pub struct Channel(OwnedFd);
@@ -105,10 +114,10 @@ impl Channel {
         }
     }
 
-    /// Receives `CgroupsMade` and returns its directories.
-    pub fn expect_cgroups(&self) -> Result<Vec<(String, PathBuf)>> {
+    /// Receives `CgroupsMade`.
+    pub fn expect_cgroups(&self) -> Result<CgroupsMade> {
         match self.recv()? {
-            Some(Message::CgroupsMade(dirs)) => Ok(dirs),
+            Some(Message::CgroupsMade(made)) => Ok(made),
             other => Err(unexpected("CgroupsMade", other)),
         }
     }

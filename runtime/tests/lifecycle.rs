@@ -71,6 +71,22 @@ fn run_applies_identity_and_isolation() {
     );
 }
 
+/// Process `pid` is in container `id`'s cgroup in every v1 controller hierarchy.
+fn assert_in_own_cgroups(pid: i64, id: &str) {
+    if !common::cgroup_v1() {
+        return;
+    }
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let v1: Vec<&str> = cgroups
+        .lines()
+        .filter(|l| !l.starts_with("0::") && !l.contains(":name="))
+        .collect();
+    assert!(!v1.is_empty(), "{cgroups}");
+    for l in v1 {
+        assert!(l.ends_with(&format!(":/berth-runtime/{id}")), "{l}");
+    }
+}
+
 #[test]
 fn run_returns_the_exit_status() {
     require_root!();
@@ -108,6 +124,8 @@ fn create_start_kill_delete() {
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).expect("container ns");
         assert_ne!(host, theirs, "{ns} namespace is not private");
     }
+    // Created means in its cgroups already (on v1 init moves itself).
+    assert_in_own_cgroups(pid, &id);
     rt.ok(&["start", &id]);
     assert_eq!(rt.state(&id)["status"], "running");
     let err = rt.fails(&["start", &id]);
@@ -327,6 +345,7 @@ fn exec_joins_the_container() {
         .expect("number");
     let pids: Vec<i64> = serde_json::from_str(&rt.ok(&["ps", "-f", "json", &id])).expect("ps json");
     assert!(pids.contains(&epid) && pids.contains(&pid), "{pids:?}");
+    assert_in_own_cgroups(epid, &id);
     rt.ok(&["delete", "--force", &id]);
     let stat = std::fs::read_to_string(format!("/proc/{epid}/stat")).unwrap_or_default();
     assert!(

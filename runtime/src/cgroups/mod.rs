@@ -113,6 +113,15 @@ impl Cgroup {
         }
     }
 
+    /// The files through which a single-threaded process moves itself into these cgroups with
+    /// `enter_self`; `None` on v2, where the runtime moves it with `add`.
+    pub fn self_entry(&self) -> Option<Vec<PathBuf>> {
+        match self {
+            Cgroup::V1(m) => Some(m.self_entry()),
+            Cgroup::V2(_) => None,
+        }
+    }
+
     pub fn pids(&self) -> Result<Vec<i32>> {
         match self {
             Cgroup::V1(m) => m.pids(),
@@ -157,6 +166,19 @@ impl Cgroup {
             Cgroup::V2(m) => vec![(String::new(), m.dir.clone())],
         }
     }
+}
+
+/// Moves the calling thread, which must be its process's only one, into the cgroups whose `tasks`
+/// files these are (`Cgroup::self_entry`). On cgroup v1 that is much cheaper than `add`: writing
+/// another process's pid into cgroup.procs takes the kernel's global threadgroup lock for writing,
+/// which waits for an RCU grace period unless another move happened within the last one (5-15 ms on
+/// a quiet host here, for 8 hierarchies); a thread writing "0" (itself) into `tasks` takes no such
+/// lock (0.4 ms for the 8).
+pub fn enter_self(tasks_files: &[PathBuf]) -> Result<()> {
+    for f in tasks_files {
+        std::fs::write(f, "0").ctx(|| format!("join cgroup {}", f.display()))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {

@@ -217,6 +217,14 @@ impl Manager {
         Ok(())
     }
 
+    /// Each hierarchy's `tasks` file (see `cgroups::enter_self`).
+    pub fn self_entry(&self) -> Vec<PathBuf> {
+        self.hierarchies
+            .iter()
+            .map(|h| h.dir.join("tasks"))
+            .collect()
+    }
+
     pub fn pids(&self) -> Result<Vec<i32>> {
         let dir = ["pids", "freezer", "memory"]
             .iter()

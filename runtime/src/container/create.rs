@@ -30,7 +30,7 @@ use crate::process::procfs;
 use crate::spec::load_bundle;
 use crate::state::{State, EXEC_FIFO};
 use crate::status::ContainerStatus;
-use crate::sync::{Channel, Message};
+use crate::sync::{CgroupsMade, Channel, Message};
 use crate::tty;
 use crate::util::{rfc3339_now, validate_id, write_atomic};
 use crate::validate::validate;
@@ -226,25 +226,44 @@ pub(crate) fn create_here(opts: &CreateOptions, place: &Placement) -> Result<Con
     state.cgroup = Some(cgroup.clone());
     cleanup.cgroup = Some(cgroup.clone());
     cgroup.mkdirs().map_err(early)?;
-    if !plan.has_user() {
-        // Before the move, which can take a while: init can bind its cgroups meanwhile.
-        parent_ch
-            .send(&Message::CgroupsMade(cgroup.mount_dirs()))
-            .map_err(early)?;
-    }
-    // Moved first and limited after, in runc's order: the v1 move waits for an RCU grace period, which
-    // should start as early as possible; init goes past `Go` (below) only once the limits are set.
-    cgroup.add(pid.as_raw()).map_err(early)?;
-    if let Some(r) = linux.resources() {
-        cgroup.apply(r).map_err(early)?;
+    // On v1 an init forked here (not by stage 1 in a user namespace, which could not write the host's
+    // cgroup files) moves itself, cheaply, once the limits are set; otherwise this process moves it,
+    // as runc does, and sets the limits after (the move waits for an RCU grace period, which should
+    // start as early as possible).
+    let enter = if plan.has_user() {
+        None
+    } else {
+        cgroup.self_entry()
+    };
+    let made = |enter: Vec<PathBuf>| {
+        Message::CgroupsMade(CgroupsMade {
+            dirs: cgroup.mount_dirs(),
+            enter,
+        })
+    };
+    match enter {
+        Some(enter) => {
+            if let Some(r) = linux.resources() {
+                cgroup.apply(r).map_err(early)?;
+            }
+            parent_ch.send(&made(enter)).map_err(early)?;
+        }
+        None => {
+            if !plan.has_user() {
+                // Before the move, which can take a while: init can bind its cgroups meanwhile.
+                parent_ch.send(&made(Vec::new())).map_err(early)?;
+            }
+            cgroup.add(pid.as_raw()).map_err(early)?;
+            if let Some(r) = linux.resources() {
+                cgroup.apply(r).map_err(early)?;
+            }
+        }
     }
     let pid = if plan.has_user() {
         let init = user_ns_handshake(&parent_ch, pid, linux)?;
         cleanup.child = Some(init);
         // Stage 1 is gone: from here on init reads the channel.
-        parent_ch
-            .send(&Message::CgroupsMade(cgroup.mount_dirs()))
-            .map_err(early)?;
+        parent_ch.send(&made(Vec::new())).map_err(early)?;
         init
     } else {
         pid

@@ -143,6 +143,9 @@ impl Container {
             return Err(Error::precondition(self.id(), "container init exited"));
         }
         let (parent_ch, child_ch) = Channel::pair()?;
+        // On cgroup v1 the process moves itself into the container's cgroups, before it joins any
+        // namespace (see `cgroups::enter_self`); on v2 this process moves it.
+        let enter = self.state.cgroup.as_ref().and_then(|c| c.self_entry());
         let own_pid_ns = {
             let fd = open(
                 Path::new("/proc/self/ns/pid"),
@@ -163,6 +166,7 @@ impl Container {
             unsafe { libc::close(parent_ch.raw_fd()) };
             exec_child(
                 &child_ch,
+                enter.as_deref().unwrap_or_default(),
                 &joins,
                 process,
                 console.as_ref(),
@@ -182,7 +186,7 @@ impl Container {
             e
         };
         restore.ctx(|| "restore pid namespace").map_err(fail)?;
-        if let Some(cg) = &self.state.cgroup {
+        if let (Some(cg), None) = (&self.state.cgroup, &enter) {
             cg.add(child.as_raw()).map_err(fail)?;
         }
         parent_ch.send(&Message::Go(child.as_raw())).map_err(fail)?;
@@ -199,6 +203,7 @@ impl Container {
 
 fn exec_child(
     ch: &Channel,
+    enter_cgroups: &[std::path::PathBuf],
     joins: &[(LinuxNamespaceType, OwnedFd)],
     process: &Process,
     console: Option<&std::os::unix::net::UnixStream>,
@@ -212,6 +217,7 @@ fn exec_child(
             Some(Message::Go(_)) => {}
             other => return Err(Error::Init(format!("expected go, got {other:?}"))),
         }
+        crate::cgroups::enter_self(enter_cgroups)?;
         for (t, fd) in joins {
             setns(fd.as_fd(), namespaces::flag(*t))
                 .ctx(|| format!("join {} namespace", namespaces::name(*t)))?;
