@@ -451,7 +451,7 @@ fn report(
     );
     if let Some(cold) = bare_times.cgroups_quiet {
         println!(
-            "  the same after 100 ms without any cgroup move (the first container on a quiet host; every runtime's start pays this extra wait): {}",
+            "  the same after 100 ms without any cgroup move (the first container on a quiet host: what a runtime that moves its init by pid pays; berth-runtime's init moves itself on v1): {}",
             ms(cold)
         );
     }
