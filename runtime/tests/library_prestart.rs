@@ -8,40 +8,24 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_runtime::{Container, ExecOptions, ProcessIo};
-use common::library::{assert_gone, become_subreaper, exit_code, options, pipe, read_all, Busy};
+use common::library::{
+    assert_gone, become_subreaper, exit_code, nice_of, options, own_children, pipe, read_all, Busy,
+};
 use common::{unique_id, Bundle, Runtime, BIN};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 /// This process's children that run the helper mode.
 fn helpers() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .expect("list /proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
-            let zombie = after.starts_with('Z');
-            let ppid = after.split(' ').nth(1).unwrap_or("");
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            !zombie
-                && ppid == me
-                && cmdline.split(|b| *b == 0).nth(1) == Some(b"__berth-runtime-helper")
+    own_children()
+        .into_iter()
+        .filter(|c| c.state != 'Z')
+        .filter(|c| {
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", c.pid)).unwrap_or_default();
+            cmdline.split(|b| *b == 0).nth(1) == Some(b"__berth-runtime-helper")
         })
+        .map(|c| c.pid)
         .collect()
-}
-
-/// The nice value of process `pid` (field 19 of its stat).
-fn nice_of(pid: i32) -> i64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
-    after_name
-        .split(' ')
-        .nth(16)
-        .and_then(|n| n.parse().ok())
-        .expect("nice field")
 }
 
 /// Waits until exactly one idle helper is there and returns it.

@@ -89,9 +89,9 @@ pub fn exit_code(pid: i32) -> i32 {
 }
 
 pub fn parent_of(pid: i32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    rest.split(' ').nth(1).expect("ppid").parse().expect("ppid")
+    stat_of(pid)
+        .and_then(|c| c.fields.first()?.parse().ok())
+        .expect("ppid")
 }
 
 pub fn assert_gone(rt: &Runtime, b: &Bundle, id: &str) {
@@ -128,23 +128,11 @@ pub fn assert_sealed_exe(pid: i32) {
 /// helper that replied, or an init killed before its exec, that nobody reaped. Other tests' helpers
 /// pass through that state briefly, so it is polled.
 pub fn assert_no_runtime_zombies() {
-    let me = std::process::id().to_string();
     let zombies = || -> Vec<i32> {
-        std::fs::read_dir("/proc")
-            .expect("list /proc")
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let Some(open) = stat.find('(') else {
-                    return false;
-                };
-                let close = stat.rfind(')').unwrap_or(open);
-                let comm = &stat[open + 1..close];
-                let mut rest = stat[close + 2..].split(' ');
-                let zombie = rest.next() == Some("Z");
-                zombie && rest.next() == Some(me.as_str()) && comm == "berth-runtime"
-            })
+        own_children()
+            .into_iter()
+            .filter(|c| c.state == 'Z' && c.comm == "berth-runtime")
+            .map(|c| c.pid)
             .collect()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -159,4 +147,44 @@ pub fn assert_no_runtime_zombies() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// A child of this process, from its /proc/PID/stat.
+pub struct Child {
+    pub pid: i32,
+    pub comm: String,
+    pub state: char,
+    /// The fields after the state, split on spaces (ppid first).
+    pub fields: Vec<String>,
+}
+
+/// The nice value of process `pid` (field 19 of its stat).
+pub fn nice_of(pid: i32) -> i64 {
+    stat_of(pid)
+        .and_then(|c| c.fields.get(15)?.parse().ok())
+        .expect("nice field")
+}
+
+fn stat_of(pid: i32) -> Option<Child> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let mut rest = stat.get(close + 2..)?.split(' ');
+    Some(Child {
+        pid,
+        comm: stat[open + 1..close].to_string(),
+        state: rest.next()?.chars().next()?,
+        fields: rest.map(str::to_string).collect(),
+    })
+}
+
+/// This process's children, zombies included.
+pub fn own_children() -> Vec<Child> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .expect("list /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(stat_of)
+        .filter(|c| c.fields.first() == Some(&me))
+        .collect()
 }
