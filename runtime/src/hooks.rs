@@ -25,7 +25,10 @@ fn run(hook: &Hook, state: &OciState) -> std::result::Result<(), String> {
     if let Some(argv0) = args.first() {
         cmd.arg0(argv0);
     }
+    // Its own process group, so that a timeout ends whatever the hook started too (std sets it up
+    // through posix_spawn; no code of ours runs in the child).
     cmd.args(args.iter().skip(1))
+        .process_group(0)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -54,7 +57,9 @@ fn run(hook: &Hook, state: &OciState) -> std::result::Result<(), String> {
             Err(e) => return Err(format!("{}: wait: {e}", path.display())),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = child.kill();
+            // SAFETY: kill only sends a signal; the group is the hook's own (process_group above),
+            // whose id is the hook's pid, which stays ours until the wait below reaps it.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
             let _ = child.wait();
             return Err(format!(
                 "{}: timed out after {}s",

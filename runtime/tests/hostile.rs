@@ -157,6 +157,46 @@ fn failing_prestart_hook_leaves_nothing() {
 }
 
 #[test]
+fn prestart_hook_timeout_ends_the_hook_and_what_it_started() {
+    require_root!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("sleeper.pid");
+    let b = Bundle::new(&["true"]);
+    let script = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+    b.edit(|c| {
+        c["hooks"] =
+            json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 1}]})
+    });
+    let err = create_fails(&b, "hooktime");
+    assert!(
+        err.contains("prestart hook") && err.contains("timed out after 1s"),
+        "{err}"
+    );
+    let sleeper: i32 = std::fs::read_to_string(&pid_file)
+        .expect("the hook ran")
+        .trim()
+        .parse()
+        .expect("pid");
+    // Killed with the hook's process group (reaped by whoever inherited it, so poll).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.contains(") Z ") {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            // Not left running for the other tests' sake.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(sleeper),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the hook's child survived the timeout: {stat}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn missing_executable_fails_at_create() {
     require_root!();
     let b = Bundle::new(&["no-such-program"]);
