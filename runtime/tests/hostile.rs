@@ -197,6 +197,24 @@ fn prestart_hook_timeout_ends_the_hook_and_what_it_started() {
 }
 
 #[test]
+fn seccomp_with_an_unknown_architecture_is_refused() {
+    require_root!();
+    let b = Bundle::new(&["true"]);
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_NOPE"],
+            "syscalls": [{"names": ["mknod"], "action": "SCMP_ACT_ERRNO"}]
+        })
+    });
+    let err = create_fails(&b, "seccomp-arch");
+    assert!(
+        err.contains("invalid config") && err.contains("SCMP_ARCH_NOPE"),
+        "{err}"
+    );
+}
+
+#[test]
 fn missing_executable_fails_at_create() {
     require_root!();
     let b = Bundle::new(&["no-such-program"]);
