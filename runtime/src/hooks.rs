@@ -46,11 +46,13 @@ fn run(hook: &Hook, state: &OciState) -> std::result::Result<(), String> {
         // A hook that does not read its stdin is allowed; a broken pipe is not a failure.
         let _ = stdin.write_all(&input);
     }
+    let mut stderr = StderrTail::new(child.stderr.take());
     let deadline = hook
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let status = loop {
+        stderr.drain();
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
@@ -72,10 +74,8 @@ fn run(hook: &Hook, state: &OciState) -> std::result::Result<(), String> {
     if status.success() {
         return Ok(());
     }
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-    }
+    stderr.drain();
+    let stderr = String::from_utf8_lossy(&stderr.kept).into_owned();
     Err(format!(
         "{}: {status}{}",
         path.display(),
@@ -85,6 +85,59 @@ fn run(hook: &Hook, state: &OciState) -> std::result::Result<(), String> {
             format!(": {}", stderr.trim())
         }
     ))
+}
+
+/// What a hook writes to stderr, read while it runs so that a chatty hook never blocks on a full pipe,
+/// and never waited on to its end, which a background child of the hook may hold off: the last 4 KiB,
+/// for the error message.
+struct StderrTail {
+    pipe: Option<std::process::ChildStderr>,
+    kept: Vec<u8>,
+}
+
+impl StderrTail {
+    const KEEP: usize = 4096;
+
+    fn new(pipe: Option<std::process::ChildStderr>) -> StderrTail {
+        if let Some(p) = &pipe {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(p);
+            // SAFETY: F_GETFL/F_SETFL only change the flags of our own end of the pipe.
+            unsafe {
+                libc::fcntl(
+                    fd,
+                    libc::F_SETFL,
+                    libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+                )
+            };
+        }
+        StderrTail {
+            pipe,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Reads what is there now.
+    fn drain(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(pipe, &mut buf) {
+                Ok(0) => {
+                    self.pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    self.kept.extend_from_slice(&buf[..n]);
+                    let excess = self.kept.len().saturating_sub(Self::KEEP);
+                    self.kept.drain(..excess);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +184,37 @@ mod tests {
             .expect_err("fails")
             .to_string();
         assert!(err.contains("nope") && err.contains("prestart"), "{err}");
+        // A background child holding stderr does not keep the failure waiting; a hook writing more
+        // than a pipe holds does not block; the message keeps the end of what it wrote.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("bg.pid");
+        let script = format!(
+            "exec 3>&2; sleep 30 <&- >&- 2>&3 3>&- & echo $! > {}; head -c 200000 /dev/zero | tr '\\0' x >&2; echo last words >&2; exit 4",
+            pid_file.display()
+        );
+        let held: Hook = serde_json::from_value(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", script],
+        }))
+        .expect("hook");
+        let started = Instant::now();
+        let err = run_all(&[held], &state(), "prestart")
+            .expect_err("fails")
+            .to_string();
+        let elapsed = started.elapsed();
+        let bg: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        // SAFETY: kill only sends a signal, to the sleep this test started.
+        unsafe { libc::kill(bg, libc::SIGKILL) };
+        assert!(err.contains("last words"), "{err}");
+        assert!(err.len() < 5000, "{} bytes", err.len());
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "waited for the background child"
+        );
         let slow = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
         let err = run_all(&[slow], &state(), "poststop")
             .expect_err("times out")
