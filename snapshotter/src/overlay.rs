@@ -175,7 +175,7 @@ impl Drop for Overlay {
 }
 
 /// An active snapshot's directories: the upper layer and overlay's work dir.
-const ACTIVE_DIRS: [DirSpec; 2] = [
+pub(crate) const ACTIVE_DIRS: [DirSpec; 2] = [
     DirSpec {
         name: "fs",
         mode: 0o755,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::records::*;
 use super::*;
+use crate::overlay::ACTIVE_DIRS as TEMPLATE;
 use crate::{ErrorKind, Labels};
 
 /// What overlay's prepare makes: an empty `fs` and `work`.
@@ -225,17 +226,6 @@ fn lost_directories_at_open() {
     s.cleanup().unwrap();
     assert!(s.get("doomed").is_err());
 }
-
-const TEMPLATE: [DirSpec; 2] = [
-    DirSpec {
-        name: "fs",
-        mode: 0o755,
-    },
-    DirSpec {
-        name: "work",
-        mode: 0o711,
-    },
-];
 
 fn spares_in(root: &Path) -> Vec<String> {
     std::fs::read_dir(root.join("snapshots"))
