@@ -19,13 +19,16 @@
 //! between a shim's containers, and the create finds its spare ready.
 //!
 //! The runtimes take turns within every iteration, so a noisy neighbour on a shared machine hits all of
-//! them alike. Every runtime moves its container into v1 cgroups, which waits for an RCU grace period
-//! (5-10 ms here) unless another move happened within the last one: each timed operation is preceded by
-//! a move of an idle process (`support::Primer`), so all find that wait gone, as on a host that keeps
-//! starting containers; the report adds what the move costs on a quiet host. crun refuses this host's hybrid cgroup layout, so everything runs in a private mount
-//! namespace with /sys/fs/cgroup/unified unmounted, where all three see plain cgroup v1. State roots and
-//! bundles are on a tmpfs there, as containerd keeps them under /run. The benchmark is a subreaper: each
-//! container's init is reparented to it and waited for directly.
+//! them alike. Moving a process into v1 cgroups by pid waits for an RCU grace period (5-10 ms here)
+//! unless another move happened within the last one: each timed operation is preceded by a move of an
+//! idle process (`support::Primer`), so all find that wait gone, as on a host that keeps starting
+//! containers; `--quiet-host` times them after 100 ms without one instead, and the report adds what the
+//! move costs on a quiet host.
+//!
+//! crun refuses this host's hybrid cgroup layout, so everything runs in a private mount namespace with
+//! /sys/fs/cgroup/unified unmounted, where all three see plain cgroup v1. State roots and bundles are on
+//! a tmpfs there, as containerd keeps them under /run. The benchmark is a subreaper: each container's
+//! init is reparented to it and waited for directly.
 
 #[path = "support/mod.rs"]
 mod support;

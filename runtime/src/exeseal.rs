@@ -63,10 +63,10 @@ fn readonly_clone(path: &Path) -> std::io::Result<File> {
     }
     // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
     let tree = unsafe { File::from_raw_fd(fd as i32) };
-    let readonly = crate::mountattr::Attrs {
-        set: crate::mountattr::RDONLY,
-        clear: 0,
-    };
+    let readonly = crate::mountattr::Attrs::from_msflags(
+        nix::mount::MsFlags::MS_RDONLY,
+        nix::mount::MsFlags::empty(),
+    );
     crate::mountattr::apply(&tree, readonly, false)?;
     Ok(tree)
 }

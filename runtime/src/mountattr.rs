@@ -14,7 +14,7 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-pub const RDONLY: u64 = 0x1;
+const RDONLY: u64 = 0x1;
 const NOSUID: u64 = 0x2;
 const NODEV: u64 = 0x4;
 const NOEXEC: u64 = 0x8;

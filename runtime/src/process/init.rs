@@ -105,19 +105,11 @@ fn setup(a: &InitArgs) -> Result<()> {
         bind_devices: a.plan.has_user(),
     };
     // The directories for a `cgroup` mount, once they exist; moving in first when the runtime says so.
-    let cgroups_made = || -> Result<Vec<(String, std::path::PathBuf)>> {
+    let root = rootfs::prepare_mounts(&setup, &mut || {
         let made = a.channel.expect_cgroups()?;
         crate::cgroups::enter_self(&made.enter)?;
         Ok(made.dirs)
-    };
-    let mut waited = false;
-    let root = rootfs::prepare_mounts(&setup, &mut || {
-        waited = true;
-        cgroups_made()
     })?;
-    if !waited {
-        cgroups_made()?;
-    }
     let host_pid = match a.channel.recv()? {
         Some(Message::Go(pid)) => pid,
         other => {

@@ -52,8 +52,8 @@ fn mount_label(spec: &Spec) -> Option<&str> {
 /// The mounts before the root switch, while host paths (bind sources) are still reachable. Returns the
 /// root handle for `prepare_devices`. Creates no device node and forks nothing, so init runs it while
 /// the runtime makes its cgroups: `cgroups_made` waits until their directories exist and returns them
-/// (see `sync::Message::CgroupsMade`); it is called before the first `cgroup` mount (which binds them),
-/// if there is one.
+/// (see `sync::Message::CgroupsMade`); it is called once, before the first `cgroup` mount (which binds
+/// them), or after the other mounts if there is none.
 pub fn prepare_mounts(
     s: &Setup,
     cgroups_made: &mut dyn FnMut() -> Result<Vec<(String, PathBuf)>>,
@@ -92,6 +92,9 @@ pub fn prepare_mounts(
             mount_label: mount_label(s.spec),
         };
         mounts::mount_entry(&root, m, &env)?;
+    }
+    if cgroup_dirs.is_none() {
+        cgroups_made()?;
     }
     Ok(root)
 }
